@@ -1,0 +1,204 @@
+"""The Dagster shell around the ingestion core: one partitioned asset (and its checks) per dataset."""
+
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from ingest_assets.destinations.duckdb import DuckDBWarehouse
+from ingest_assets.engine import LoadReport, load_window
+from ingest_assets.environment import data_dir
+from ingest_assets.errors import IngestError, ValidationFailed
+from ingest_assets.quality.schema import BatchValidator, build_schema
+from ingest_assets.sources.object_store import LocalStore, ObjectStore, S3Store, split_s3_location
+from ingest_assets.spec import DatasetSpec, Partitioning
+from ingest_assets.windows import Window
+
+SCHEMA_CHECK = "schema"
+_PARTITIONS = {
+    "hourly": dg.HourlyPartitionsDefinition,
+    "daily": dg.DailyPartitionsDefinition,
+    "weekly": dg.WeeklyPartitionsDefinition,
+    "monthly": dg.MonthlyPartitionsDefinition,
+}
+
+
+def partitions_def(partitioning: Partitioning) -> dg.TimeWindowPartitionsDefinition:
+    """The Dagster partitions of a dataset's partitioning."""
+    return _PARTITIONS[partitioning.cadence](
+        start_date=partitioning.start_datetime,
+        timezone=partitioning.timezone,
+        end_offset=partitioning.end_offset,
+    )
+
+
+def table_schema(schema: pa.Schema, spec: DatasetSpec) -> dg.TableSchema:
+    """The declared columns as Dagster's column schema (shown in the UI's Columns tab)."""
+    declared = spec.table_schema.columns or {}
+    columns = []
+    for field in schema:
+        column = declared.get(field.name)
+        columns.append(
+            dg.TableColumn(
+                name=field.name,
+                type=str(field.type),
+                description=column.description if column else None,
+                constraints=dg.TableColumnConstraints(
+                    nullable=column.nullable if column else True,
+                    unique=column.unique if column else False,
+                ),
+            )
+        )
+    return dg.TableSchema(columns=columns)
+
+
+def open_store(spec: DatasetSpec, resources: Any) -> ObjectStore:
+    """The object store a dataset reads from: S3 through its S3Resource, or a local folder."""
+    if spec.source.is_s3:
+        bucket, prefix = split_s3_location(spec.source.location)
+        return S3Store(getattr(resources, spec.source.resource).get_client(), bucket, prefix)
+    root = Path(spec.source.location)
+    return LocalStore(root if root.is_absolute() else data_dir() / root)
+
+
+def _table_name(spec: DatasetSpec, database: str) -> str:
+    return f"{Path(database).stem}.{spec.destination.schema_name}.{spec.destination.table_name}"
+
+
+def check_result(spec: DatasetSpec, report: LoadReport) -> dg.AssetCheckResult:
+    """The schema check's result: counts per column and rule, and a sample of offending values."""
+    summary = report.validation
+    metadata: dict[str, Any] = {
+        "rows_checked": summary.rows_checked,
+        "rows_failed": summary.rows_failed,
+        "failures_by_column": dg.MetadataValue.json(summary.per_column()),
+        "failures_by_rule": dg.MetadataValue.json(
+            {f"{column}: {check}": n for (column, check), n in summary.counts.most_common()}
+        ),
+    }
+    for column, count in summary.per_column().items():
+        metadata[f"failed.{column}"] = count
+    if summary.sample:
+        metadata["sample"] = dg.MetadataValue.table(
+            records=[
+                dg.TableRecord(
+                    {
+                        "column": failure.column,
+                        "rule": failure.check,
+                        "value": None if failure.value is None else str(failure.value)[:200],
+                        "object": failure.object,
+                        "row": failure.row,
+                    }
+                )
+                for failure in summary.sample
+            ],
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn("column", "string"),
+                    dg.TableColumn("rule", "string"),
+                    dg.TableColumn("value", "string"),
+                    dg.TableColumn("object", "string"),
+                    dg.TableColumn("row", "int"),
+                ]
+            ),
+        )
+    return dg.AssetCheckResult(
+        check_name=SCHEMA_CHECK,
+        asset_key=dg.AssetKey(spec.name),
+        passed=summary.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+        description=None if summary.passed else summary.describe(),
+    )
+
+
+def materialization_metadata(
+    spec: DatasetSpec, report: LoadReport, database: str
+) -> dict[str, Any]:
+    """Metadata recorded with every materialization (numbers chart over time in the UI)."""
+    return {
+        "dagster/row_count": report.rows_written,
+        "dagster/column_schema": table_schema(report.schema, spec),
+        "dagster/table_name": _table_name(spec, database),
+        "rows_read": report.rows_read,
+        "objects_read": len(report.objects),
+        "objects": dg.MetadataValue.json(report.objects[:100]),
+        "bytes_read": report.bytes_read,
+        "duration_seconds": round(report.duration_seconds, 3),
+        "phase_seconds": dg.MetadataValue.json(
+            {phase: round(seconds, 3) for phase, seconds in report.timings.items()}
+        ),
+        "cpu_seconds": round(report.cpu_seconds, 3),
+        "peak_rss_mb": round(report.peak_rss_bytes / 2**20, 1),
+        "window": str(report.window),
+    }
+
+
+def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
+    """Build the partitioned asset of one dataset, with its blocking schema check.
+
+    Args:
+        spec: The dataset.
+        origin: The YAML file that declares it (shown in the UI).
+    """
+    key = dg.AssetKey(spec.name)
+    declared_schema = BatchValidator(build_schema(spec.table_schema)).arrow_schema
+    resource_keys = {"duckdb"} | ({spec.source.resource} if spec.source.is_s3 else set())
+
+    @dg.asset(
+        key=key,
+        description=spec.description or None,
+        group_name=spec.group,
+        owners=spec.owners,
+        kinds={"s3" if spec.source.is_s3 else "file", "duckdb"},
+        partitions_def=partitions_def(spec.partitioning),
+        check_specs=[
+            dg.AssetCheckSpec(
+                SCHEMA_CHECK,
+                asset=key,
+                blocking=True,
+                description="Every row of the partition has the declared columns, types and "
+                "values; a failure stops the load and everything downstream.",
+            )
+        ],
+        metadata={
+            "dagster/column_schema": table_schema(declared_schema, spec),
+            "source": spec.source.location,
+            "key_template": spec.source.key_template,
+            "load_mode": spec.load.mode,
+            "declared_in": origin,
+        },
+        tags={"ingest/source": "s3" if spec.source.is_s3 else "file"},
+        required_resource_keys=resource_keys,
+    )
+    def _load(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        window = Window(*context.partition_time_window)
+        duckdb_resource = context.resources.duckdb
+        warehouse = DuckDBWarehouse(duckdb_resource.get_connection, duckdb_resource.database)
+        try:
+            report = load_window(
+                spec,
+                window,
+                open_store(spec, context.resources),
+                warehouse,
+                run_id=context.run_id,
+                log=context.log,
+            )
+        except ValidationFailed as exc:
+            yield check_result(spec, exc.report)
+            raise dg.Failure(
+                description=str(exc),
+                metadata={"rows_read": exc.report.rows_read, "rows_failed": exc.report.validation.rows_failed},
+                allow_retries=False,
+            ) from None
+        except IngestError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=exc.transient) from None
+        yield dg.MaterializeResult(
+            metadata=materialization_metadata(spec, report, duckdb_resource.database),
+            check_results=[check_result(spec, report)],
+        )
+
+    return _load

@@ -1,0 +1,1 @@
+"""Demo datasets that need no external service."""

@@ -1,0 +1,147 @@
+"""The DuckDB warehouse destination.
+
+A window's validated rows are first staged to a Parquet file; the write itself is one short
+transaction (delete the window's rows, insert the staged ones), so readers never see a half-written
+window, a failure leaves the previous rows, and the database's single-writer lock is held only for
+the copy, not for the download and validation before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+from ingest_assets.errors import DestinationError
+from ingest_assets.spec import DestinationSpec
+from ingest_assets.windows import Window
+
+#: The column every loaded row carries: the start of the key-template period it was read for.
+WINDOW_COLUMN = "_ingest_window_start"
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+
+def quote(identifier: str) -> str:
+    """Quote a SQL identifier for DuckDB."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def qualified(table: DestinationSpec) -> str:
+    """The quoted 'schema.table' name."""
+    return f"{quote(table.schema_name)}.{quote(table.table_name)}"
+
+
+class DuckDBWarehouse:
+    """Writes windows of a dataset into a DuckDB table.
+
+    Args:
+        connect: Returns a context manager yielding a connection (``DuckDBResource.get_connection``
+            in Dagster, or :func:`duckdb_connector` outside it).
+        database: The database path, for messages and metadata.
+    """
+
+    def __init__(self, connect: Connect, database: str) -> None:
+        self.connect = connect
+        self.database = database
+
+    def write_window(
+        self,
+        table: DestinationSpec,
+        staged: Path,
+        window: Window,
+        *,
+        mode: Literal["replace_window", "append"],
+        run_id: str,
+        dataset: str,
+    ) -> int:
+        """Replace (or append to) the window's rows with the staged ones, atomically.
+
+        Returns:
+            The number of rows inserted.
+
+        Raises:
+            DestinationError: the write failed; the table is as it was before.
+        """
+        name = qualified(table)
+        try:
+            with self.connect() as conn:
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema_name)}")
+                    self._ensure_table(conn, table, staged)
+                    if mode == "replace_window":
+                        conn.execute(
+                            f"DELETE FROM {name} WHERE {quote(WINDOW_COLUMN)} >= ? "
+                            f"AND {quote(WINDOW_COLUMN)} < ?",
+                            [window.start, window.end],
+                        )
+                    row = conn.execute(
+                        f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
+                        f"now() AS _ingest_loaded_at FROM read_parquet(?)",
+                        [run_id, str(staged)],
+                    ).fetchone()
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except duckdb.Error as exc:
+            raise DestinationError(
+                f"Dataset '{dataset}', window {window}: writing {table.table} in DuckDB "
+                f"{self.database} failed: {exc}",
+                fix="The table keeps its previous rows. If the table's columns changed type, "
+                "migrate or drop the table; if the database is locked, retry.",
+            ) from None
+        return int(row[0]) if row else 0
+
+    def _ensure_table(
+        self, conn: duckdb.DuckDBPyConnection, table: DestinationSpec, staged: Path
+    ) -> None:
+        """Create the table from the staged file's columns; add columns it lacks."""
+        name = qualified(table)
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {name} AS SELECT *, NULL::VARCHAR AS _ingest_run_id, "
+            "NULL::TIMESTAMPTZ AS _ingest_loaded_at FROM read_parquet(?) LIMIT 0",
+            [str(staged)],
+        )
+        existing = {
+            row[0]
+            for row in conn.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ?",
+                [table.schema_name, table.table_name],
+            ).fetchall()
+        }
+        described = conn.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(staged)]).fetchall()
+        for column, duck_type, *_ in described:
+            if column not in existing:
+                conn.execute(f"ALTER TABLE {name} ADD COLUMN {quote(column)} {duck_type}")
+
+    def count_window(self, table: DestinationSpec, window: Window) -> int:
+        """Rows the table holds for the window (0 when the table does not exist yet)."""
+        with self.connect() as conn:
+            exists = conn.execute(
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_schema = ? AND table_name = ?",
+                [table.schema_name, table.table_name],
+            ).fetchone()
+            if not exists or not exists[0]:
+                return 0
+            row = conn.execute(
+                f"SELECT count(*) FROM {qualified(table)} WHERE {quote(WINDOW_COLUMN)} >= ? "
+                f"AND {quote(WINDOW_COLUMN)} < ?",
+                [window.start, window.end],
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+
+
+def duckdb_connector(database: str | Path) -> Connect:
+    """A :data:`Connect` for a DuckDB file, for use without Dagster (tests, benchmarks)."""
+
+    def connect() -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return duckdb.connect(str(database))
+
+    return connect

@@ -1,0 +1,60 @@
+"""The single place that decides where data lives and how services are reached.
+
+Settings come from environment variables, read when definitions load (never at import time);
+credentials are passed to resources as ``dg.EnvVar`` so that their values are resolved only in the
+run, never stored in definitions, logs or metadata.
+
+| Variable | Meaning | Default |
+| --- | --- | --- |
+| ``INGEST_ASSETS_DATA_DIR`` | Folder for relative source locations and the DuckDB file | ``./data`` |
+| ``INGEST_ASSETS_DUCKDB_PATH`` | The DuckDB warehouse file | ``<data dir>/warehouse.duckdb`` |
+| ``INGEST_S3_ENDPOINT_URL`` | An S3-compatible endpoint (MinIO, moto, ...) | AWS |
+| ``AWS_REGION`` | Region of the S3 client | boto3's default chain |
+| ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` | S3 credentials | boto3's default chain |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from dagster_duckdb import DuckDBResource
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """The folder relative source locations and the default warehouse live in."""
+    return Path(os.environ.get("INGEST_ASSETS_DATA_DIR") or PROJECT_ROOT / "data").resolve()
+
+
+def duckdb_path() -> Path:
+    """The DuckDB warehouse file."""
+    return Path(os.environ.get("INGEST_ASSETS_DUCKDB_PATH") or data_dir() / "warehouse.duckdb")
+
+
+def _env(name: str) -> Any:
+    """``dg.EnvVar(name)`` when the variable is set, else None (the library's default applies)."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def s3_resource() -> S3Resource:
+    """The S3 resource for s3:// sources; any S3-compatible endpoint via INGEST_S3_ENDPOINT_URL."""
+    settings = {
+        "endpoint_url": _env("INGEST_S3_ENDPOINT_URL"),
+        "region_name": _env("AWS_REGION"),
+        "aws_access_key_id": _env("AWS_ACCESS_KEY_ID"),
+        "aws_secret_access_key": _env("AWS_SECRET_ACCESS_KEY"),
+        "aws_session_token": _env("AWS_SESSION_TOKEN"),
+    }
+    return S3Resource(**{key: value for key, value in settings.items() if value is not None})
+
+
+def resources() -> dict[str, Any]:
+    """The resources every dataset may need, keyed as the assets require them."""
+    path = duckdb_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {"duckdb": DuckDBResource(database=str(path)), "s3": s3_resource()}

@@ -1,0 +1,67 @@
+"""The project's exception hierarchy.
+
+Every error a user can meet names the dataset, the place (file, object key, row, YAML key) and the
+fix. The Dagster layer turns these into ``dg.Failure`` with the same text and structured metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ingest_assets.engine import LoadReport
+
+
+class IngestError(Exception):
+    """Base class of every error raised by the ingestion core.
+
+    Args:
+        message: What went wrong, naming the dataset and the place.
+        fix: What the user should do about it.
+        metadata: Structured facts for the Dagster UI (never secrets).
+    """
+
+    #: Whether running the same load again may succeed (network faults, lock contention).
+    transient: bool = False
+
+    def __init__(
+        self, message: str, *, fix: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        self.message = message
+        self.fix = fix
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return f"{self.message}\nFix: {self.fix}" if self.fix else self.message
+
+
+class SpecError(IngestError):
+    """A dataset declaration is invalid; raised while definitions load."""
+
+
+class SourceError(IngestError):
+    """The source could not be listed or read (missing objects, unreachable endpoint)."""
+
+
+class ParseError(SourceError):
+    """An object was found but its content could not be parsed in the declared format."""
+
+
+class ValidationFailed(IngestError):
+    """Rows of the window broke the declared schema; nothing was written.
+
+    Args:
+        message: What failed, naming the dataset and window.
+        fix: What the user should do about it.
+        report: The load's report, whose ``validation`` holds the failures.
+    """
+
+    def __init__(self, message: str, *, fix: str, report: LoadReport) -> None:
+        super().__init__(message, fix=fix)
+        self.report = report
+
+
+class DestinationError(IngestError):
+    """The warehouse rejected the write; the previous rows of the window are intact."""

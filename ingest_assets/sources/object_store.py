@@ -1,0 +1,241 @@
+"""Object-store sources: files in S3 (or any S3-compatible store) or in a local folder.
+
+Both stores sit behind one small interface (:class:`ObjectStore`): list the objects under a key
+prefix, and open one for streaming. A dataset's key template maps a partition window to exactly
+the objects it owns; :func:`objects_for_window` does that mapping, :func:`read_window` streams
+their rows as Arrow record batches.
+"""
+
+from __future__ import annotations
+
+import string
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+import pyarrow as pa
+from wcmatch import glob
+
+from ingest_assets.errors import SourceError
+from ingest_assets.sources.formats import read_object
+from ingest_assets.spec import ObjectStoreSource, key_template_granularity
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from pyarrow import RecordBatch
+
+    from ingest_assets.windows import Window
+
+_GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object in a store.
+
+    Attributes:
+        key: Key relative to the source location, '/'-separated.
+        size: Size in bytes.
+        etag: A version tag that changes when the content changes.
+    """
+
+    key: str
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class WindowObject:
+    """An object selected for a window, with the period of the key template it matched."""
+
+    info: ObjectInfo
+    period_start: datetime
+
+
+class ObjectStore(Protocol):
+    """What the ingestion core needs from a store of files."""
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Yield every object whose key starts with ``prefix``, in key order."""
+        ...
+
+    def open(self, key: str, *, seekable: bool) -> Any:
+        """Return a context manager giving a binary file for ``key``."""
+        ...
+
+    def uri(self, key: str) -> str:
+        """A human-readable address of ``key`` for messages and metadata."""
+        ...
+
+
+class LocalStore:
+    """Files under a folder on the local disk.
+
+    Args:
+        root: The folder that keys are relative to.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Yield the files whose relative path starts with ``prefix``, in key order."""
+        directory = self.root / prefix.rpartition("/")[0]
+        if not directory.is_dir():
+            return
+        found = []
+        for path in directory.rglob("*"):
+            if not path.is_file():
+                continue
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix):
+                stat = path.stat()
+                found.append(ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns:x}-{stat.st_size:x}"))
+        yield from sorted(found, key=lambda info: info.key)
+
+    @contextmanager
+    def open(self, key: str, *, seekable: bool) -> Iterator[IO[bytes]]:
+        """Open a file for reading (local files are always seekable)."""
+        with (self.root / key).open("rb") as handle:
+            yield handle
+
+    def uri(self, key: str) -> str:
+        """The file's absolute path."""
+        return str(self.root / key)
+
+
+class S3Store:
+    """Objects in an S3 bucket below a prefix, through a boto3 client.
+
+    Args:
+        client: A boto3 S3 client (from dagster-aws's ``S3Resource.get_client()``).
+        bucket: The bucket name.
+        prefix: Key prefix the dataset's keys are relative to ('' for the bucket root).
+    """
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Yield the objects whose key starts with ``prefix``, in key order (S3 lists in order)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    key=item["Key"][len(self.prefix) :],
+                    size=item["Size"],
+                    etag=item.get("ETag", "").strip('"'),
+                )
+
+    @contextmanager
+    def open(self, key: str, *, seekable: bool) -> Iterator[IO[bytes]]:
+        """Stream an object; download it to a spooled temporary file when seeking is needed."""
+        if seekable:
+            with tempfile.SpooledTemporaryFile(max_size=64 * 2**20) as spool:
+                self.client.download_fileobj(self.bucket, self.prefix + key, spool)
+                spool.seek(0)
+                yield spool  # type: ignore[misc]
+        else:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
+            try:
+                yield body  # type: ignore[misc]
+            finally:
+                body.close()
+
+    def uri(self, key: str) -> str:
+        """The object's s3:// URL."""
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+
+def split_s3_location(location: str) -> tuple[str, str]:
+    """Split 's3://bucket/prefix' into its bucket and prefix."""
+    bucket, _, prefix = location.removeprefix("s3://").partition("/")
+    return bucket, prefix
+
+
+class _KeyFormatter(string.Formatter):
+    """Renders key templates; only the time placeholders validated by the spec exist."""
+
+    def render(self, template: str, moment: datetime) -> str:
+        return self.format(
+            template,
+            start=moment,
+            year=f"{moment.year:04d}",
+            month=f"{moment.month:02d}",
+            day=f"{moment.day:02d}",
+            hour=f"{moment.hour:02d}",
+            date=moment.strftime("%Y-%m-%d"),
+        )
+
+
+_FORMATTER = _KeyFormatter()
+
+
+def render_key_pattern(template: str, moment: datetime) -> str:
+    """Render a key template for the period starting at ``moment`` into a glob pattern."""
+    return _FORMATTER.render(template, moment)
+
+
+def _literal_prefix(pattern: str) -> str:
+    cut = min((i for i, ch in enumerate(pattern) if ch in "*?[{"), default=len(pattern))
+    return pattern[:cut]
+
+
+def objects_for_window(
+    store: ObjectStore, source: ObjectStoreSource, window: Window
+) -> list[WindowObject]:
+    """List exactly the objects whose keys the template maps into ``window``, in key order.
+
+    Each period of the template's granularity inside the window renders to one glob pattern; the
+    store is listed under the pattern's literal prefix and keys are matched against it.
+    """
+    granularity = key_template_granularity(source.key_template)
+    selected: dict[str, WindowObject] = {}
+    listings: dict[str, list[ObjectInfo]] = {}
+    for period in window.periods(granularity):
+        pattern = render_key_pattern(source.key_template, period)
+        prefix = _literal_prefix(pattern)
+        if prefix not in listings:
+            listings[prefix] = list(store.list(prefix))
+        for info in listings[prefix]:
+            if info.key not in selected and glob.globmatch(info.key, pattern, flags=_GLOB_FLAGS):
+                selected[info.key] = WindowObject(info, period)
+    return sorted(selected.values(), key=lambda obj: obj.info.key)
+
+
+def read_window(
+    store: ObjectStore,
+    source: ObjectStoreSource,
+    objects: list[WindowObject],
+    arrow_types: dict[str, pa.DataType],
+    *,
+    dataset: str,
+) -> Iterator[tuple[WindowObject, int, RecordBatch]]:
+    """Stream the rows of ``objects`` as ``(object, first_row_number, batch)`` tuples.
+
+    ``first_row_number`` is the 1-based data-row number of the batch's first row in its object,
+    so that errors and validation failures can point at a row.
+    """
+    for obj in objects:
+        key = obj.info.key
+        try:
+            fmt = source.format_for(key)
+        except ValueError as exc:
+            raise SourceError(
+                f"Dataset '{dataset}': {exc}", fix="Set source.format in the dataset's YAML."
+            ) from None
+        for first_row, batch in read_object(
+            lambda seekable, key=key: store.open(key, seekable=seekable),
+            fmt,
+            compressed=key.lower().endswith(".gz"),
+            arrow_types=arrow_types,
+            csv=source.csv,
+            where=f"Dataset '{dataset}', object {store.uri(key)}",
+        ):
+            yield obj, first_row, batch

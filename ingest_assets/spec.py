@@ -1,0 +1,390 @@
+"""The dataset contract: what a YAML declaration under ``ingest_assets/defs/`` may say.
+
+These pydantic models are the single source of truth for a dataset. They import nothing from
+Dagster, so the ingestion core can be used, tested and benchmarked on its own. Every rule that can
+be checked without touching the source is checked here, so a bad declaration fails when definitions
+load, with the YAML key that is wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import string
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Cadence = Literal["hourly", "daily", "weekly", "monthly"]
+DType = Literal[
+    "string", "int32", "int64", "float32", "float64", "boolean", "date", "timestamp"
+]
+FileFormat = Literal["csv", "ndjson", "parquet"]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OWNER = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+
+#: Time placeholders a key template may use, with the granularity each one pins down.
+KEY_FIELDS: dict[str, str] = {
+    "year": "yearly",
+    "month": "monthly",
+    "day": "daily",
+    "date": "daily",
+    "hour": "hourly",
+}
+_GRANULARITY_RANK = {"hourly": 0, "daily": 1, "weekly": 2, "monthly": 3, "yearly": 4}
+_STRFTIME_GRANULARITY = {"%H": "hourly", "%d": "daily", "%j": "daily", "%m": "monthly", "%Y": "yearly"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_identifier(value: str, what: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a plain identifier: use letters, digits and underscores, "
+            "starting with a letter or underscore"
+        )
+    return value
+
+
+class CsvOptions(_Strict):
+    """How CSV files are parsed."""
+
+    delimiter: str = Field(",", description="Field separator, one character.")
+    quote_char: str = Field('"', description="Quote character, one character.")
+    header: bool = Field(True, description="Whether the first line names the columns.")
+    null_values: list[str] = Field(
+        default_factory=lambda: ["", "NULL", "null", "NA", "N/A"],
+        description="Strings read as null.",
+    )
+    skip_rows: int = Field(0, description="Lines to skip before the header.")
+
+    @field_validator("delimiter", "quote_char")
+    @classmethod
+    def _one_char(cls, value: str) -> str:
+        if len(value) != 1:
+            raise ValueError("must be exactly one character")
+        return value
+
+
+class ObjectStoreSource(_Strict):
+    """Files in S3 (or any S3-compatible store) or in a local folder, mapped to partitions by key."""
+
+    kind: Literal["object_store"] = "object_store"
+    location: str = Field(
+        description=(
+            "Where the objects live: 's3://bucket/prefix' or a folder path. A relative folder is "
+            "resolved against the data directory (INGEST_ASSETS_DATA_DIR, default ./data)."
+        )
+    )
+    key_template: str = Field(
+        description=(
+            "Object keys below the location, with time placeholders {year} {month} {day} {date} "
+            "{hour} or {start:<strftime>}, and glob wildcards; e.g. 'dt={date}/*.csv'."
+        )
+    )
+    format: FileFormat | None = Field(
+        None, description="csv, ndjson or parquet; by default taken from the key's extension."
+    )
+    csv: CsvOptions = Field(default_factory=CsvOptions, description="CSV parsing options.")
+    resource: str = Field(
+        "s3", description="Key of the S3Resource that reaches an s3:// location."
+    )
+    on_missing: Literal["fail", "empty"] = Field(
+        "fail",
+        description="When no object matches a window: fail the run, or load an empty window.",
+    )
+    batch_rows: int = Field(65_536, description="Rows per Arrow record batch.")
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, value: str) -> str:
+        if "://" in value and not value.startswith("s3://"):
+            raise ValueError("only 's3://bucket/prefix' URLs or folder paths are supported")
+        if value.startswith("s3://") and not value[5:].split("/", 1)[0]:
+            raise ValueError("an s3:// location needs a bucket: 's3://bucket/prefix'")
+        return value
+
+    @field_validator("key_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        key_template_granularity(value)
+        return value
+
+    @field_validator("batch_rows")
+    @classmethod
+    def _batch_rows(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @property
+    def is_s3(self) -> bool:
+        """Whether the location is an S3 URL."""
+        return self.location.startswith("s3://")
+
+    def format_for(self, key: str) -> FileFormat:
+        """The file format of one object: the declared one, else the key's extension."""
+        if self.format:
+            return self.format
+        name = key.lower().removesuffix(".gz")
+        for suffix, fmt in ((".csv", "csv"), (".jsonl", "ndjson"), (".ndjson", "ndjson")):
+            if name.endswith(suffix):
+                return fmt  # type: ignore[return-value]
+        if name.endswith((".parquet", ".pq")):
+            return "parquet"
+        raise ValueError(f"cannot tell the format of {key!r}; set source.format")
+
+
+def key_template_granularity(template: str) -> str:
+    """Return the finest time unit a key template pins down ('hourly' ... 'yearly').
+
+    Raises:
+        ValueError: the template has no time placeholder, or an unknown one.
+    """
+    found: list[str] = []
+    for _, field, spec, _ in string.Formatter().parse(template):
+        if field is None:
+            continue
+        if field == "start":
+            found += [g for code, g in _STRFTIME_GRANULARITY.items() if code in (spec or "")]
+        elif field in KEY_FIELDS:
+            if spec:
+                raise ValueError(f"placeholder {{{field}}} takes no format; use {{start:{spec}}}")
+            found.append(KEY_FIELDS[field])
+        else:
+            allowed = ", ".join(f"{{{k}}}" for k in [*KEY_FIELDS, "start:%Y%m%d"])
+            raise ValueError(f"unknown placeholder {{{field}}}; allowed: {allowed}")
+    if not found:
+        raise ValueError(
+            "the key template has no time placeholder, so objects cannot be mapped to partitions; "
+            "add one such as {date} or {year}/{month}/{day}"
+        )
+    return min(found, key=_GRANULARITY_RANK.__getitem__)
+
+
+class Partitioning(_Strict):
+    """How the dataset is cut into time partitions. Windows are half-open [start, end)."""
+
+    cadence: Cadence = Field(description="hourly, daily, weekly or monthly.")
+    start: str = Field(description="First partition, ISO date or datetime, e.g. '2026-01-01'.")
+    timezone: str = Field("UTC", description="IANA time zone the partition boundaries follow.")
+    end_offset: int = Field(
+        0, description="Partitions to extend past the last closed one (1 = include the open one)."
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an ISO date or datetime such as '2026-01-01'"
+            ) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as 'UTC'") from None
+        return value
+
+    @property
+    def start_datetime(self) -> datetime:
+        """The first partition's start as a naive datetime in the partition time zone."""
+        return datetime.fromisoformat(self.start).replace(tzinfo=None)
+
+
+class StrLength(_Strict):
+    """Bounds on a string's length."""
+
+    min: int | None = None
+    max: int | None = None
+
+
+class ColumnChecks(_Strict):
+    """Value rules for one column. Every rule given must hold for every non-null value."""
+
+    ge: float | None = Field(None, description="Greater than or equal to.")
+    gt: float | None = Field(None, description="Greater than.")
+    le: float | None = Field(None, description="Less than or equal to.")
+    lt: float | None = Field(None, description="Less than.")
+    isin: list[str | int | float | bool] | None = Field(None, description="Allowed values.")
+    notin: list[str | int | float | bool] | None = Field(None, description="Forbidden values.")
+    regex: str | None = Field(None, description="Regular expression every value must match.")
+    str_length: StrLength | None = Field(None, description="Bounds on the string length.")
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class ColumnSpec(_Strict):
+    """One declared column."""
+
+    dtype: DType = Field(description="Logical type; values are coerced to it.")
+    nullable: bool = Field(True, description="Whether nulls are allowed.")
+    unique: bool = Field(False, description="Whether values must be unique within a partition.")
+    description: str | None = Field(None, description="What the column means.")
+    checks: ColumnChecks = Field(default_factory=ColumnChecks, description="Value rules.")
+
+
+class SchemaSpec(_Strict):
+    """The columns a dataset must have: declared inline, or a pandera DataFrameModel by reference."""
+
+    columns: dict[str, ColumnSpec] | None = Field(
+        None, description="Inline column declarations, in load order."
+    )
+    model: str | None = Field(
+        None, description="A pandera DataFrameModel as 'package.module:ClassName'."
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: dict[str, ColumnSpec] | None) -> dict[str, ColumnSpec] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("declare at least one column")
+            for name in value:
+                _check_identifier(name, "column name")
+                if name.startswith("_ingest_"):
+                    raise ValueError(f"column name {name!r}: the prefix _ingest_ is reserved")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_model(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SchemaSpec:
+        if (self.columns is None) == (self.model is None):
+            raise ValueError("give exactly one of 'columns' or 'model'")
+        return self
+
+
+def load_model(reference: str) -> Any:
+    """Import a pandera DataFrameModel given as 'package.module:ClassName'.
+
+    Raises:
+        ValueError: the reference does not name an importable DataFrameModel.
+    """
+    from pandera.api.dataframe.model import DataFrameModel
+
+    module_name, _, attr = reference.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"{reference!r} is not of the form 'package.module:ClassName'")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {reference!r}: {exc}") from None
+    if not (isinstance(obj, type) and issubclass(obj, DataFrameModel)):
+        raise ValueError(f"{reference!r} is not a pandera DataFrameModel class")
+    return obj
+
+
+class LoadSpec(_Strict):
+    """How a window's rows reach the destination."""
+
+    mode: Literal["replace_window", "append"] = Field(
+        "replace_window",
+        description=(
+            "replace_window: the window's rows are replaced in one transaction (idempotent); "
+            "append: rows are added."
+        ),
+    )
+
+
+class DestinationSpec(_Strict):
+    """Where the dataset lands in the warehouse."""
+
+    table: str = Field(description="'schema.table' or 'table' (schema 'main').")
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) > 2:
+            raise ValueError(f"{value!r}: give 'schema.table' or 'table'")
+        for part in parts:
+            _check_identifier(part, "table name part")
+        return value
+
+    @property
+    def schema_name(self) -> str:
+        """The warehouse schema ('main' when none is given)."""
+        return self.table.split(".")[0] if "." in self.table else "main"
+
+    @property
+    def table_name(self) -> str:
+        """The table name without its schema."""
+        return self.table.split(".")[-1]
+
+
+class DatasetSpec(_Strict):
+    """One dataset: where it comes from, how it is partitioned, validated and loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(description="Asset name: lowercase letters, digits and underscores.")
+    description: str = Field("", description="What the dataset holds, shown in the UI.")
+    owners: list[str] = Field(
+        default_factory=list, description="Emails or 'team:name' entries."
+    )
+    group: str = Field("ingest", description="Asset group in the UI.")
+    source: ObjectStoreSource = Field(description="Where the data comes from.")
+    partitioning: Partitioning = Field(description="How the dataset is cut in time.")
+    load: LoadSpec = Field(default_factory=LoadSpec, description="How windows are written.")
+    table_schema: SchemaSpec = Field(alias="schema", description="Declared columns and rules.")
+    destination: DestinationSpec = Field(description="Where the dataset lands.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.match(r"^[a-z_][a-z0-9_]*$", value):
+            raise ValueError(
+                f"{value!r}: use lowercase letters, digits and underscores, starting with a letter"
+            )
+        return value
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        return _check_identifier(value, "group")
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, value: list[str]) -> list[str]:
+        for owner in value:
+            if not _OWNER.match(owner):
+                raise ValueError(f"owner {owner!r} must be an email or 'team:<name>'")
+        return value
+
+    @model_validator(mode="after")
+    def _template_fits_cadence(self) -> DatasetSpec:
+        granularity = key_template_granularity(self.source.key_template)
+        cadence = self.partitioning.cadence
+        if _GRANULARITY_RANK[granularity] > _GRANULARITY_RANK[cadence]:
+            raise ValueError(
+                f"source.key_template {self.source.key_template!r} only pins down {granularity} "
+                f"periods, so it cannot select the objects of one {cadence} partition; add a finer "
+                "placeholder (e.g. {day} or {hour}) or use a coarser cadence"
+            )
+        return self
+
