@@ -34,6 +34,11 @@ KEY_FIELDS: dict[str, str] = {
     "date": "daily",
     "hour": "hourly",
 }
+# The placeholder rule as a JSON-schema pattern, so that `dg check yaml` flags the key too.
+_KEY_TEMPLATE_PATTERN = (
+    r"^(?=.*\{(year|month|day|date|hour|start:[^{}]*)\})"
+    r"([^{}]|\{(year|month|day|date|hour|start:[^{}]*)\})*$"
+)
 _GRANULARITY_RANK = {"hourly": 0, "daily": 1, "weekly": 2, "monthly": 3, "yearly": 4}
 _STRFTIME_GRANULARITY = {"%H": "hourly", "%d": "daily", "%j": "daily", "%m": "monthly", "%Y": "yearly"}
 
@@ -82,6 +87,7 @@ class ObjectStoreSource(_Strict):
         )
     )
     key_template: str = Field(
+        json_schema_extra={"pattern": _KEY_TEMPLATE_PATTERN},
         description=(
             "Object keys below the location, with time placeholders {year} {month} {day} {date} "
             "{hour} or {start:<strftime>}, and glob wildcards; e.g. 'dt={date}/*.csv'."
@@ -314,7 +320,10 @@ class LoadSpec(_Strict):
 class DestinationSpec(_Strict):
     """Where the dataset lands in the warehouse."""
 
-    table: str = Field(description="'schema.table' or 'table' (schema 'main').")
+    table: str = Field(
+        json_schema_extra={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"},
+        description="'schema.table' or 'table' (schema 'main').",
+    )
 
     @field_validator("table")
     @classmethod
@@ -342,7 +351,10 @@ class DatasetSpec(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    name: str = Field(description="Asset name: lowercase letters, digits and underscores.")
+    name: str = Field(
+        json_schema_extra={"pattern": r"^[a-z_][a-z0-9_]*$"},
+        description="Asset name: lowercase letters, digits and underscores.",
+    )
     description: str = Field("", description="What the dataset holds, shown in the UI.")
     owners: list[str] = Field(
         default_factory=list, description="Emails or 'team:name' entries."

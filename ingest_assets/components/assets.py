@@ -7,6 +7,7 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+from dagster_aws.s3 import S3Resource
 
 from ingest_assets.destinations.duckdb import DuckDBWarehouse
 from ingest_assets.engine import LoadReport, load_window
@@ -59,7 +60,10 @@ def open_store(spec: DatasetSpec, resources: Any) -> ObjectStore:
     """The object store a dataset reads from: S3 through its S3Resource, or a local folder."""
     if spec.source.is_s3:
         bucket, prefix = split_s3_location(spec.source.location)
-        return S3Store(getattr(resources, spec.source.resource).get_client(), bucket, prefix)
+        # Through ``context.resources`` an S3Resource is already its boto3 client.
+        resource = getattr(resources, spec.source.resource)
+        client = resource.get_client() if isinstance(resource, S3Resource) else resource
+        return S3Store(client, bucket, prefix)
     root = Path(spec.source.location)
     return LocalStore(root if root.is_absolute() else data_dir() / root)
 
@@ -184,7 +188,7 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
                 window,
                 open_store(spec, context.resources),
                 warehouse,
-                run_id=context.run_id,
+                run_id=context.run.run_id,
                 log=context.log,
             )
         except ValidationFailed as exc:

@@ -2,13 +2,61 @@
 
 from __future__ import annotations
 
-import dagster as dg
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from typing_extensions import Self
+
+import dagster as dg
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.spec import DatasetSpec
 
 
-class IngestDatasets(dg.Component, dg.Resolvable, dg.Model):
+class IngestDatasetsModel(BaseModel):
+    """The ``attributes`` of an ``IngestDatasets`` defs.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    datasets: list[DatasetSpec] = Field(
+        description="The datasets of this source; see ingest_assets.spec.DatasetSpec."
+    )
+
+    @classmethod
+    def model_json_schema(
+        cls,
+        by_alias: bool = True,
+        ref_template: str = "#/$defs/{model}",
+        schema_generator: type[GenerateJsonSchema] = GenerateJsonSchema,
+        mode: JsonSchemaMode = "validation",
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The JSON schema ``dg check yaml`` validates against, with optional keys not nullable.
+
+        Optional keys are simply left out in YAML; dropping their ``null`` alternative removes
+        the ``anyOf`` that would otherwise make the checker report the whole parent mapping
+        instead of the wrong key.
+        """
+        schema = super().model_json_schema(by_alias, ref_template, schema_generator, mode, **kwargs)
+        return _drop_null_alternatives(schema)
+
+
+def _drop_null_alternatives(node: JsonSchemaValue) -> JsonSchemaValue:
+    if isinstance(node, dict):
+        node = {key: _drop_null_alternatives(value) for key, value in node.items()}
+        options = node.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [option for option in options if option != {"type": "null"}]
+            if len(rest) == 1:
+                node.pop("anyOf")
+                node = {**rest[0], **node}
+        return node
+    if isinstance(node, list):
+        return [_drop_null_alternatives(item) for item in node]
+    return node
+
+
+class IngestDatasets(dg.Component):
     """Datasets read from one source, each a time-partitioned asset with a blocking schema check.
 
     Declared in ``ingest_assets/defs/<source>/defs.yaml``::
@@ -21,9 +69,27 @@ class IngestDatasets(dg.Component, dg.Resolvable, dg.Model):
               partitioning: {cadence: daily, start: "2026-11-01"}
               schema: {columns: {order_id: {dtype: string, unique: true}}}
               destination: {table: raw.orders}
+
+    The attributes are a plain pydantic model (no template strings), so that ``dg check yaml``
+    reports a wrong value at its exact key, and every rule of the spec applies when loading.
+
+    Args:
+        datasets: The declared datasets.
     """
 
-    datasets: list[DatasetSpec]
+    def __init__(self, datasets: list[DatasetSpec]) -> None:
+        self.datasets = datasets
+
+    @classmethod
+    def get_model_cls(cls) -> type[BaseModel]:
+        """The schema of the component's YAML attributes."""
+        return IngestDatasetsModel
+
+    @classmethod
+    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> Self:
+        """Build the component from its validated attributes."""
+        assert isinstance(attributes, IngestDatasetsModel)
+        return cls(datasets=attributes.datasets)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """One asset (with its checks) per declared dataset."""

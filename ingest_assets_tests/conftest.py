@@ -1,0 +1,162 @@
+"""Shared fixtures: real services on free loopback ports, and helpers to declare and load datasets."""
+
+from __future__ import annotations
+
+import csv
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import dagster as dg
+import duckdb
+import pytest
+from dagster_aws.s3 import S3Resource
+from dagster_duckdb import DuckDBResource
+from moto.server import ThreadedMotoServer
+
+from ingest_assets.components.assets import dataset_asset
+from ingest_assets.spec import DatasetSpec
+
+ORDER_COLUMNS = {
+    "order_id": {"dtype": "string", "nullable": False, "unique": True},
+    "amount": {"dtype": "float64", "nullable": False, "checks": {"ge": 0}},
+    "quantity": {"dtype": "int64", "checks": {"ge": 1}},
+    "email": {"dtype": "string", "checks": {"regex": r"^[^@\s]+@[^@\s]+\.[a-z]+$"}},
+    "ordered_at": {"dtype": "timestamp", "nullable": False},
+}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 at the time of the call."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API (moto's server) on a free loopback port, for the whole session."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Credentials and endpoint for the local S3 server, as a user would set them."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("INGEST_S3_ENDPOINT_URL", s3_endpoint)
+    return s3_endpoint
+
+
+@pytest.fixture
+def bucket(s3_env: str, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket on the local S3 server."""
+    name = "landing-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data directory, used for relative locations and the warehouse."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    monkeypatch.setenv("INGEST_ASSETS_DATA_DIR", str(folder))
+    return folder
+
+
+def order_rows(day: str, count: int, *, start: int = 0) -> list[dict[str, Any]]:
+    """Valid order rows of one day."""
+    return [
+        {
+            "order_id": f"{day}-{i:04d}",
+            "amount": f"{(i % 97) * 1.5 + 1:.2f}",
+            "quantity": str(i % 5 + 1),
+            "email": f"user{i}@example.com",
+            "ordered_at": f"{day}T{i % 24:02d}:{i % 60:02d}:00Z",
+        }
+        for i in range(start, start + count)
+    ]
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write rows as a CSV file with a header."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """Rows as CSV bytes with a header."""
+    header = ",".join(rows[0])
+    lines = [",".join(str(value) for value in row.values()) for row in rows]
+    return ("\n".join([header, *lines]) + "\n").encode()
+
+
+def orders_spec(location: str, **overrides: Any) -> DatasetSpec:
+    """An orders dataset reading daily CSV drops under ``location``."""
+    raw: dict[str, Any] = {
+        "name": "orders",
+        "owners": ["team:test"],
+        "source": {"location": location, "key_template": "dt={date}/*.csv"},
+        "partitioning": {"cadence": "daily", "start": "2026-10-01"},
+        "schema": {"columns": ORDER_COLUMNS},
+        "destination": {"table": "raw.orders"},
+    }
+    for key, value in overrides.items():
+        raw[key] = value
+    return DatasetSpec.model_validate(raw)
+
+
+def materialize(
+    spec: DatasetSpec,
+    partition_key: str,
+    data_dir: Path,
+    *,
+    extra_assets: list[Any] | None = None,
+    s3_endpoint: str | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialize one partition of a dataset (and extra assets) the way a run would."""
+    resources: dict[str, Any] = {
+        "duckdb": DuckDBResource(database=str(data_dir / "warehouse.duckdb"))
+    }
+    if s3_endpoint:
+        resources["s3"] = S3Resource(
+            endpoint_url=s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+        )
+    return dg.materialize(
+        [dataset_asset(spec, origin="test"), *(extra_assets or [])],
+        partition_key=partition_key,
+        resources=resources,
+        raise_on_error=False,
+    )
+
+
+def query(data_dir: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Run a query against the test warehouse."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+        return conn.execute(sql, params or []).fetchall()
+
+
+def step_failure(result: dg.ExecuteInProcessResult) -> str:
+    """The message of the run's first step failure."""
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failures, "expected a step failure"
+    error = failures[0].step_failure_data.error
+    assert error is not None
+    return error.message
