@@ -1,0 +1,1 @@
+"""ingest_assets: declared datasets become time-partitioned, validated Dagster assets."""

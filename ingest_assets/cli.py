@@ -18,7 +18,10 @@ def main(argv: list[str] | None = None) -> int:
         "seed-demo", help="write the demo landing files (days already present are kept)"
     )
     seed.add_argument(
-        "--until", type=date.fromisoformat, default=None, help="last day to seed (default: yesterday)"
+        "--until",
+        type=date.fromisoformat,
+        default=None,
+        help="last day to seed (default: yesterday)",
     )
     args = parser.parse_args(argv)
     if args.command == "seed-demo":

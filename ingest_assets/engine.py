@@ -114,9 +114,7 @@ def load_window(
     log = log or _log
     cpu_started = time.process_time()
     validator = BatchValidator(build_schema(spec.table_schema))
-    report = LoadReport(
-        spec.name, window, spec.destination.table, schema=validator.arrow_schema
-    )
+    report = LoadReport(spec.name, window, spec.destination.table, schema=validator.arrow_schema)
     with report.phase("list"):
         objects = objects_for_window(store, spec.source, window)
     report.objects = [store.uri(obj.info.key) for obj in objects]
@@ -130,9 +128,7 @@ def load_window(
             "source.key_template point at them; set source.on_missing: empty to load an empty "
             "window instead.",
         )
-    log.info(
-        "%s %s: %d objects, %d bytes", spec.name, window, len(objects), report.bytes_read
-    )
+    log.info("%s %s: %d objects, %d bytes", spec.name, window, len(objects), report.bytes_read)
     with tempfile.TemporaryDirectory(prefix="ingest_assets-") as tmp:
         staged = Path(tmp) / "window.parquet"
         staged_schema = validator.arrow_schema.append(
@@ -140,8 +136,10 @@ def load_window(
         ).append(pa.field(OBJECT_COLUMN, pa.string()))
         with report.phase("read_validate"), pq.ParquetWriter(staged, staged_schema) as writer:
             for obj, first_row, batch in read_window(
-                store, spec.source, objects, dict(zip(validator.arrow_schema.names,
-                                                      validator.arrow_schema.types, strict=True)),
+                store,
+                spec.source,
+                objects,
+                dict(zip(validator.arrow_schema.names, validator.arrow_schema.types, strict=True)),
                 dataset=spec.name,
             ):
                 report.rows_read += batch.num_rows
@@ -155,11 +153,14 @@ def load_window(
                     period = obj.period_start.astimezone(UTC)
                     writer.write_batch(
                         good.append_column(
-                            WINDOW_COLUMN, pa.repeat(pa.scalar(period, staged_schema.field(
-                                WINDOW_COLUMN).type), good.num_rows)
+                            WINDOW_COLUMN,
+                            pa.repeat(
+                                pa.scalar(period, staged_schema.field(WINDOW_COLUMN).type),
+                                good.num_rows,
+                            ),
                         ).append_column(
-                            OBJECT_COLUMN, pa.repeat(pa.scalar(store.uri(obj.info.key)),
-                                                     good.num_rows)
+                            OBJECT_COLUMN,
+                            pa.repeat(pa.scalar(store.uri(obj.info.key)), good.num_rows),
                         )
                     )
         if validator.unique_columns and report.validation.passed:
@@ -189,7 +190,11 @@ def load_window(
     report.cpu_seconds = time.process_time() - cpu_started
     log.info(
         "%s %s: %d rows written to %s in %.2fs",
-        spec.name, window, report.rows_written, spec.destination.table, report.duration_seconds,
+        spec.name,
+        window,
+        report.rows_written,
+        spec.destination.table,
+        report.duration_seconds,
     )
     return report
 

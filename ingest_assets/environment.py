@@ -4,13 +4,12 @@ Settings come from environment variables, read when definitions load (never at i
 credentials are passed to resources as ``dg.EnvVar`` so that their values are resolved only in the
 run, never stored in definitions, logs or metadata.
 
-| Variable | Meaning | Default |
-| --- | --- | --- |
-| ``INGEST_ASSETS_DATA_DIR`` | Folder for relative source locations and the DuckDB file | ``./data`` |
-| ``INGEST_ASSETS_DUCKDB_PATH`` | The DuckDB warehouse file | ``<data dir>/warehouse.duckdb`` |
-| ``INGEST_S3_ENDPOINT_URL`` | An S3-compatible endpoint (MinIO, moto, ...) | AWS |
-| ``AWS_REGION`` | Region of the S3 client | boto3's default chain |
-| ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` | S3 credentials | boto3's default chain |
+Variables:
+    INGEST_ASSETS_DATA_DIR: folder for relative source locations and the warehouse (``./data``).
+    INGEST_ASSETS_DUCKDB_PATH: the DuckDB warehouse file (``<data dir>/warehouse.duckdb``).
+    INGEST_S3_ENDPOINT_URL: an S3-compatible endpoint such as MinIO (default: AWS).
+    AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN: the S3 client's
+        region and credentials (default: boto3's own chain).
 """
 
 from __future__ import annotations

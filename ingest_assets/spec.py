@@ -18,9 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Cadence = Literal["hourly", "daily", "weekly", "monthly"]
-DType = Literal[
-    "string", "int32", "int64", "float32", "float64", "boolean", "date", "timestamp"
-]
+DType = Literal["string", "int32", "int64", "float32", "float64", "boolean", "date", "timestamp"]
 FileFormat = Literal["csv", "ndjson", "parquet"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -40,7 +38,13 @@ _KEY_TEMPLATE_PATTERN = (
     r"([^{}]|\{(year|month|day|date|hour|start:[^{}]*)\})*$"
 )
 _GRANULARITY_RANK = {"hourly": 0, "daily": 1, "weekly": 2, "monthly": 3, "yearly": 4}
-_STRFTIME_GRANULARITY = {"%H": "hourly", "%d": "daily", "%j": "daily", "%m": "monthly", "%Y": "yearly"}
+_STRFTIME_GRANULARITY = {
+    "%H": "hourly",
+    "%d": "daily",
+    "%j": "daily",
+    "%m": "monthly",
+    "%Y": "yearly",
+}
 
 
 class _Strict(BaseModel):
@@ -59,14 +63,14 @@ def _check_identifier(value: str, what: str) -> str:
 class CsvOptions(_Strict):
     """How CSV files are parsed."""
 
-    delimiter: str = Field(",", description="Field separator, one character.")
-    quote_char: str = Field('"', description="Quote character, one character.")
-    header: bool = Field(True, description="Whether the first line names the columns.")
+    delimiter: str = Field(default=",", description="Field separator, one character.")
+    quote_char: str = Field(default='"', description="Quote character, one character.")
+    header: bool = Field(default=True, description="Whether the first line names the columns.")
     null_values: list[str] = Field(
         default_factory=lambda: ["", "NULL", "null", "NA", "N/A"],
         description="Strings read as null.",
     )
-    skip_rows: int = Field(0, description="Lines to skip before the header.")
+    skip_rows: int = Field(default=0, description="Lines to skip before the header.")
 
     @field_validator("delimiter", "quote_char")
     @classmethod
@@ -77,7 +81,7 @@ class CsvOptions(_Strict):
 
 
 class ObjectStoreSource(_Strict):
-    """Files in S3 (or any S3-compatible store) or in a local folder, mapped to partitions by key."""
+    """Files in S3 (or an S3-compatible store) or a local folder, mapped to partitions by key."""
 
     kind: Literal["object_store"] = "object_store"
     location: str = Field(
@@ -91,20 +95,22 @@ class ObjectStoreSource(_Strict):
         description=(
             "Object keys below the location, with time placeholders {year} {month} {day} {date} "
             "{hour} or {start:<strftime>}, and glob wildcards; e.g. 'dt={date}/*.csv'."
-        )
+        ),
     )
     format: FileFormat | None = Field(
-        None, description="csv, ndjson or parquet; by default taken from the key's extension."
+        default=None,
+        description="csv, ndjson or parquet; by default taken from the key's extension.",
     )
-    csv: CsvOptions = Field(default_factory=CsvOptions, description="CSV parsing options.")
+    csv: CsvOptions = Field(
+        default_factory=lambda: CsvOptions(), description="CSV parsing options."
+    )
     resource: str = Field(
-        "s3", description="Key of the S3Resource that reaches an s3:// location."
+        default="s3", description="Key of the S3Resource that reaches an s3:// location."
     )
     on_missing: Literal["fail", "empty"] = Field(
-        "fail",
+        default="fail",
         description="When no object matches a window: fail the run, or load an empty window.",
     )
-    batch_rows: int = Field(65_536, description="Rows per Arrow record batch.")
 
     @field_validator("location")
     @classmethod
@@ -119,13 +125,6 @@ class ObjectStoreSource(_Strict):
     @classmethod
     def _template(cls, value: str) -> str:
         key_template_granularity(value)
-        return value
-
-    @field_validator("batch_rows")
-    @classmethod
-    def _batch_rows(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("must be at least 1")
         return value
 
     @property
@@ -178,9 +177,12 @@ class Partitioning(_Strict):
 
     cadence: Cadence = Field(description="hourly, daily, weekly or monthly.")
     start: str = Field(description="First partition, ISO date or datetime, e.g. '2026-01-01'.")
-    timezone: str = Field("UTC", description="IANA time zone the partition boundaries follow.")
+    timezone: str = Field(
+        default="UTC", description="IANA time zone the partition boundaries follow."
+    )
     end_offset: int = Field(
-        0, description="Partitions to extend past the last closed one (1 = include the open one)."
+        default=0,
+        description="Partitions to extend past the last closed one (1 = include the open one).",
     )
 
     @field_validator("start")
@@ -219,14 +221,18 @@ class StrLength(_Strict):
 class ColumnChecks(_Strict):
     """Value rules for one column. Every rule given must hold for every non-null value."""
 
-    ge: float | None = Field(None, description="Greater than or equal to.")
-    gt: float | None = Field(None, description="Greater than.")
-    le: float | None = Field(None, description="Less than or equal to.")
-    lt: float | None = Field(None, description="Less than.")
-    isin: list[str | int | float | bool] | None = Field(None, description="Allowed values.")
-    notin: list[str | int | float | bool] | None = Field(None, description="Forbidden values.")
-    regex: str | None = Field(None, description="Regular expression every value must match.")
-    str_length: StrLength | None = Field(None, description="Bounds on the string length.")
+    ge: float | None = Field(default=None, description="Greater than or equal to.")
+    gt: float | None = Field(default=None, description="Greater than.")
+    le: float | None = Field(default=None, description="Less than or equal to.")
+    lt: float | None = Field(default=None, description="Less than.")
+    isin: list[str | int | float | bool] | None = Field(default=None, description="Allowed values.")
+    notin: list[str | int | float | bool] | None = Field(
+        default=None, description="Forbidden values."
+    )
+    regex: str | None = Field(
+        default=None, description="Regular expression every value must match."
+    )
+    str_length: StrLength | None = Field(default=None, description="Bounds on the string length.")
 
     @field_validator("regex")
     @classmethod
@@ -243,20 +249,22 @@ class ColumnSpec(_Strict):
     """One declared column."""
 
     dtype: DType = Field(description="Logical type; values are coerced to it.")
-    nullable: bool = Field(True, description="Whether nulls are allowed.")
-    unique: bool = Field(False, description="Whether values must be unique within a partition.")
-    description: str | None = Field(None, description="What the column means.")
-    checks: ColumnChecks = Field(default_factory=ColumnChecks, description="Value rules.")
+    nullable: bool = Field(default=True, description="Whether nulls are allowed.")
+    unique: bool = Field(
+        default=False, description="Whether values must be unique within a partition."
+    )
+    description: str | None = Field(default=None, description="What the column means.")
+    checks: ColumnChecks = Field(default_factory=lambda: ColumnChecks(), description="Value rules.")
 
 
 class SchemaSpec(_Strict):
-    """The columns a dataset must have: declared inline, or a pandera DataFrameModel by reference."""
+    """The columns a dataset must have: inline, or a pandera DataFrameModel by reference."""
 
     columns: dict[str, ColumnSpec] | None = Field(
-        None, description="Inline column declarations, in load order."
+        default=None, description="Inline column declarations, in load order."
     )
     model: str | None = Field(
-        None, description="A pandera DataFrameModel as 'package.module:ClassName'."
+        default=None, description="A pandera DataFrameModel as 'package.module:ClassName'."
     )
 
     @field_validator("columns")
@@ -309,7 +317,7 @@ class LoadSpec(_Strict):
     """How a window's rows reach the destination."""
 
     mode: Literal["replace_window", "append"] = Field(
-        "replace_window",
+        default="replace_window",
         description=(
             "replace_window: the window's rows are replaced in one transaction (idempotent); "
             "append: rows are added."
@@ -355,14 +363,14 @@ class DatasetSpec(_Strict):
         json_schema_extra={"pattern": r"^[a-z_][a-z0-9_]*$"},
         description="Asset name: lowercase letters, digits and underscores.",
     )
-    description: str = Field("", description="What the dataset holds, shown in the UI.")
-    owners: list[str] = Field(
-        default_factory=list, description="Emails or 'team:name' entries."
-    )
-    group: str = Field("ingest", description="Asset group in the UI.")
+    description: str = Field(default="", description="What the dataset holds, shown in the UI.")
+    owners: list[str] = Field(default_factory=list, description="Emails or 'team:name' entries.")
+    group: str = Field(default="ingest", description="Asset group in the UI.")
     source: ObjectStoreSource = Field(description="Where the data comes from.")
     partitioning: Partitioning = Field(description="How the dataset is cut in time.")
-    load: LoadSpec = Field(default_factory=LoadSpec, description="How windows are written.")
+    load: LoadSpec = Field(
+        default_factory=lambda: LoadSpec(), description="How windows are written."
+    )
     table_schema: SchemaSpec = Field(alias="schema", description="Declared columns and rules.")
     destination: DestinationSpec = Field(description="Where the dataset lands.")
 
@@ -399,4 +407,3 @@ class DatasetSpec(_Strict):
                 "placeholder (e.g. {day} or {hour}) or use a coarser cadence"
             )
         return self
-

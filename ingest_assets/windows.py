@@ -62,4 +62,3 @@ def _next_period(moment: datetime, granularity: str) -> datetime:
     else:
         raise ValueError(f"unknown granularity {granularity!r}")
     return naive.replace(tzinfo=tz)
-

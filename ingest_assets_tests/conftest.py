@@ -1,4 +1,4 @@
-"""Shared fixtures: real services on free loopback ports, and helpers to declare and load datasets."""
+"""Shared fixtures: real services on free loopback ports; helpers to declare and load datasets."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Materializing dataset partitions from a local folder and from S3 into DuckDB."""
 
-
 from pathlib import Path
 
 import boto3
@@ -17,7 +16,9 @@ from ingest_assets_tests.conftest import (
     write_csv,
 )
 
-WINDOW_ROWS = "SELECT order_id, amount, quantity, email, ordered_at FROM raw.orders ORDER BY order_id"
+WINDOW_ROWS = (
+    "SELECT order_id, amount, quantity, email, ordered_at FROM raw.orders ORDER BY order_id"
+)
 
 
 def _seed_local(landing: Path) -> None:
@@ -58,7 +59,8 @@ def test_local_partition_loads_exactly_its_window_and_rerun_is_idempotent(data_d
     assert materialize(spec, "2026-10-03", data_dir).success
     counts = query(
         data_dir,
-        "SELECT _ingest_window_start::DATE::VARCHAR, count(*) FROM raw.orders GROUP BY 1 ORDER BY 1",
+        "SELECT _ingest_window_start::DATE::VARCHAR, count(*) FROM raw.orders "
+        "GROUP BY 1 ORDER BY 1",
     )
     assert counts == [("2026-10-02", 50), ("2026-10-03", 9)]
 
@@ -69,7 +71,9 @@ def test_s3_partition_loads_exactly_its_window_and_rerun_is_idempotent(
     client = boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1")
     for day, count in (("2026-10-01", 5), ("2026-10-02", 40), ("2026-10-03", 6)):
         client.put_object(
-            Bucket=bucket, Key=f"exports/orders/dt={day}/a.csv", Body=csv_bytes(order_rows(day, count))
+            Bucket=bucket,
+            Key=f"exports/orders/dt={day}/a.csv",
+            Body=csv_bytes(order_rows(day, count)),
         )
     client.put_object(
         Bucket=bucket,
@@ -103,7 +107,9 @@ def test_s3_ndjson_and_parquet_gzip_formats(data_dir: Path, bucket: str, s3_env:
     client = boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1")
     rows = order_rows("2026-10-05", 12)
     lines = "\n".join(json.dumps({**r, "amount": float(r["amount"])}) for r in rows[:6]) + "\n"
-    client.put_object(Bucket=bucket, Key="2026/10/05/part-a.jsonl.gz", Body=gzip.compress(lines.encode()))
+    client.put_object(
+        Bucket=bucket, Key="2026/10/05/part-a.jsonl.gz", Body=gzip.compress(lines.encode())
+    )
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows[6:]), buffer)
     client.put_object(Bucket=bucket, Key="2026/10/05/part-b.parquet", Body=buffer.getvalue())
@@ -177,9 +183,15 @@ def test_duplicate_keys_across_files_fail_the_check(data_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("order_id,amount,quantity,email,ordered_at\nA,1,1,a@b.co,2026-10-02T00:00:00Z\n"
-         "B,2,1,b@b.co,2026-10-02T00:00:00Z,EXTRA\n", "line 3 has 6 fields where the header has 5"),
-        ('order_id,amount,quantity,email,ordered_at\nA,1,1,"a@b.co,2026-10-02\n', "line 2 has 4 fields where the header has 5"),
+        (
+            "order_id,amount,quantity,email,ordered_at\nA,1,1,a@b.co,2026-10-02T00:00:00Z\n"
+            "B,2,1,b@b.co,2026-10-02T00:00:00Z,EXTRA\n",
+            "line 3 has 6 fields where the header has 5",
+        ),
+        (
+            'order_id,amount,quantity,email,ordered_at\nA,1,1,"a@b.co,2026-10-02\n',
+            "line 2 has 4 fields where the header has 5",
+        ),
     ],
 )
 def test_unparseable_file_names_object_and_line_and_changes_nothing(
@@ -226,15 +238,23 @@ def test_missing_objects_fail_clearly_unless_empty_is_allowed(data_dir: Path) ->
 
     lenient = orders_spec(
         "landing/orders",
-        source={"location": "landing/orders", "key_template": "dt={date}/*.csv", "on_missing": "empty"},
+        source={
+            "location": "landing/orders",
+            "key_template": "dt={date}/*.csv",
+            "on_missing": "empty",
+        },
     )
     result = materialize(lenient, "2026-10-02", data_dir)
     assert result.success
-    assert result.asset_materializations_for_node("orders")[0].metadata["dagster/row_count"].value == 0
+    assert (
+        result.asset_materializations_for_node("orders")[0].metadata["dagster/row_count"].value == 0
+    )
 
 
 def test_append_mode_adds_rows_on_each_load(data_dir: Path) -> None:
-    write_csv(data_dir / "landing" / "orders" / "dt=2026-10-02" / "a.csv", order_rows("2026-10-02", 4))
+    write_csv(
+        data_dir / "landing" / "orders" / "dt=2026-10-02" / "a.csv", order_rows("2026-10-02", 4)
+    )
     spec = orders_spec("landing/orders", load={"mode": "append"})
     assert materialize(spec, "2026-10-02", data_dir).success
     assert materialize(spec, "2026-10-02", data_dir).success
@@ -246,9 +266,7 @@ def test_weekly_partition_reads_its_seven_daily_folders(data_dir: Path) -> None:
     for day in range(1, 16):
         date = f"2026-11-{day:02d}"
         write_csv(landing / f"dt={date}" / "a.csv", order_rows(date, day))
-    spec = orders_spec(
-        "landing/orders", partitioning={"cadence": "weekly", "start": "2026-11-01"}
-    )
+    spec = orders_spec("landing/orders", partitioning={"cadence": "weekly", "start": "2026-11-01"})
     # Weekly partitions start on Sunday; 2026-11-01 is a Sunday, so this week is Nov 8-14.
     assert materialize(spec, "2026-11-08", data_dir).success
     assert query(data_dir, "SELECT count(*) FROM raw.orders") == [(sum(range(8, 15)),)]

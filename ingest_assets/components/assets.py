@@ -1,5 +1,4 @@
-"""The Dagster shell around the ingestion core: one partitioned asset (and its checks) per dataset."""
-
+"""The Dagster shell around the ingestion core: a partitioned asset, with checks, per dataset."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,7 +194,10 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
             yield check_result(spec, exc.report)
             raise dg.Failure(
                 description=str(exc),
-                metadata={"rows_read": exc.report.rows_read, "rows_failed": exc.report.validation.rows_failed},
+                metadata={
+                    "rows_read": exc.report.rows_read,
+                    "rows_failed": exc.report.validation.rows_failed,
+                },
                 allow_retries=False,
             ) from None
         except IngestError as exc:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
-from typing_extensions import Self
+from typing import Any, Literal, Self
 
 import dagster as dg
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.spec import DatasetSpec
 
@@ -25,11 +24,12 @@ class IngestDatasetsModel(BaseModel):
     @classmethod
     def model_json_schema(
         cls,
-        by_alias: bool = True,
+        by_alias: bool | None = None,
         ref_template: str = "#/$defs/{model}",
         schema_generator: type[GenerateJsonSchema] = GenerateJsonSchema,
         mode: JsonSchemaMode = "validation",
-        **kwargs: Any,
+        *,
+        union_format: Literal["any_of", "primitive_type_array"] = "any_of",
     ) -> dict[str, Any]:
         """The JSON schema ``dg check yaml`` validates against, with optional keys not nullable.
 
@@ -37,7 +37,9 @@ class IngestDatasetsModel(BaseModel):
         the ``anyOf`` that would otherwise make the checker report the whole parent mapping
         instead of the wrong key.
         """
-        schema = super().model_json_schema(by_alias, ref_template, schema_generator, mode, **kwargs)
+        schema = super().model_json_schema(
+            by_alias, ref_template, schema_generator, mode, union_format=union_format
+        )
         return _drop_null_alternatives(schema)
 
 

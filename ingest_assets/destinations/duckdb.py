@@ -137,7 +137,6 @@ class DuckDBWarehouse:
         return int(row[0]) if row else 0
 
 
-
 def duckdb_connector(database: str | Path) -> Connect:
     """A :data:`Connect` for a DuckDB file, for use without Dagster (tests, benchmarks)."""
 

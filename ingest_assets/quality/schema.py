@@ -109,8 +109,8 @@ def logical_types(schema: pa.DataFrameSchema) -> dict[str, str | None]:
     result: dict[str, str | None] = {}
     for name, column in schema.columns.items():
         dtype = str(column.dtype)
-        result[name] = "timestamp" if dtype.startswith("datetime64") else _LOGICAL_FROM_PANDERA.get(
-            dtype
+        result[name] = (
+            "timestamp" if dtype.startswith("datetime64") else _LOGICAL_FROM_PANDERA.get(dtype)
         )
     return result
 
@@ -120,7 +120,7 @@ def coerce_column(values: pd.Series, logical: str) -> pd.Series:
     if logical == "string":
         return values.astype(pd.StringDtype())
     if logical in ("int32", "int64", "float32", "float64"):
-        numbers = pd.to_numeric(values, errors="coerce")
+        numbers = pd.Series(pd.to_numeric(values, errors="coerce"), index=values.index)
         if logical.startswith("float"):
             return numbers.astype(logical)
         whole = numbers.where(numbers.isna() | (numbers % 1 == 0))
@@ -138,7 +138,9 @@ def coerce_column(values: pd.Series, logical: str) -> pd.Series:
     if logical in ("timestamp", "date"):
         if isinstance(values.dtype, pd.DatetimeTZDtype):
             stamps = values.dt.tz_convert("UTC")
-        elif pd.api.types.is_datetime64_dtype(values.dtype) or isinstance(values.dtype, pd.ArrowDtype):
+        elif pd.api.types.is_datetime64_dtype(values.dtype) or isinstance(
+            values.dtype, pd.ArrowDtype
+        ):
             stamps = pd.to_datetime(values, utc=True, errors="coerce")
         else:
             stamps = pd.to_datetime(
@@ -191,7 +193,8 @@ class ValidationSummary:
     def describe(self, limit: int = 5) -> str:
         """A short human summary: the most frequent failures first."""
         parts = [
-            f"{column}: {count} x {check}" for (column, check), count in self.counts.most_common(limit)
+            f"{column}: {count} x {check}"
+            for (column, check), count in self.counts.most_common(limit)
         ]
         more = len(self.counts) - limit
         return "; ".join(parts) + (f"; and {more} more rules" if more > 0 else "")
@@ -220,7 +223,12 @@ class BatchValidator:
         )
 
     def validate(
-        self, batch: arrow.RecordBatch, *, object_uri: str, first_row: int, summary: ValidationSummary
+        self,
+        batch: arrow.RecordBatch,
+        *,
+        object_uri: str,
+        first_row: int,
+        summary: ValidationSummary,
     ) -> arrow.RecordBatch | None:
         """Validate one batch; record failures in ``summary``.
 
@@ -242,15 +250,25 @@ class BatchValidator:
                 coerced_away.add((name, int(index)))
                 failed_rows.add(int(index))
                 summary.add(
-                    Failure(name, f"coerce_dtype('{logical}')", original[index], object_uri,
-                            first_row + int(index)),
+                    Failure(
+                        name,
+                        f"coerce_dtype('{logical}')",
+                        original[index],
+                        object_uri,
+                        first_row + int(index),
+                    ),
                 )
             frame[name] = converted
         try:
             frame = self.schema.validate(frame, lazy=True)
         except SchemaErrors as errors:
             self._record(
-                errors.failure_cases, coerced_away, failed_rows, len(frame), object_uri, first_row,
+                errors.failure_cases,
+                coerced_away,
+                failed_rows,
+                len(frame),
+                object_uri,
+                first_row,
                 summary,
             )
         except SchemaError as error:  # a schema-level problem, e.g. a dataframe check
@@ -283,30 +301,40 @@ class BatchValidator:
         first_row: int,
         summary: ValidationSummary,
     ) -> None:
-        for case in cases.itertuples(index=False):
-            column = str(case.column) if case.column is not None else "<table>"
-            index = None if pd.isna(case.index) else int(case.index)
+        for case in cases.to_dict("records"):
+            column = "<table>" if case["column"] is None else str(case["column"])
+            index = None if case["index"] is None or pd.isna(case["index"]) else int(case["index"])
             if index is not None and (column, index) in coerced_away:
                 continue  # already reported as a value that does not convert
-            check = str(case.check)
+            check = str(case["check"])
             if check == "column_in_dataframe":
-                column = str(case.failure_case)
+                column = str(case["failure_case"])
                 check = "column missing"
             if index is None:
                 failed_rows.update(range(batch_rows))
             else:
                 failed_rows.add(index)
             summary.add(
-                Failure(column, check, _plain(case.failure_case), object_uri,
-                        None if index is None else first_row + index)
+                Failure(
+                    column,
+                    check,
+                    _plain(case["failure_case"]),
+                    object_uri,
+                    None if index is None else first_row + index,
+                )
             )
 
 
 def _plain(value: Any) -> Any:
     if value is None or (not isinstance(value, str | list | dict) and pd.isna(value)):
         return None
-    return value.item() if hasattr(value, "item") else value
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def _string_mapper(dtype: arrow.DataType) -> Any:
-    return pd.StringDtype() if arrow.types.is_string(dtype) or arrow.types.is_large_string(dtype) else None
+    return (
+        pd.StringDtype()
+        if arrow.types.is_string(dtype) or arrow.types.is_large_string(dtype)
+        else None
+    )

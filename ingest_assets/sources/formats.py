@@ -161,7 +161,7 @@ def _read_ndjson(
     where: str,
     skip: int,
 ) -> Iterator[pa.RecordBatch]:
-    if skip or all(pa.types.is_string(t) for t in types.values()) and types:
+    if skip or (all(pa.types.is_string(t) for t in types.values()) and types):
         yield from _read_ndjson_as_text(open_object, compressed, list(types), where, skip)
         return
     with open_object(False) as raw:

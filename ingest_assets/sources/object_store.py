@@ -25,7 +25,6 @@ from ingest_assets.sources.formats import read_object
 from ingest_assets.spec import ObjectStoreSource, key_template_granularity
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
     from pyarrow import RecordBatch
 
     from ingest_assets.windows import Window
@@ -94,7 +93,9 @@ class LocalStore:
             key = path.relative_to(self.root).as_posix()
             if key.startswith(prefix):
                 stat = path.stat()
-                found.append(ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns:x}-{stat.st_size:x}"))
+                found.append(
+                    ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
+                )
         yield from sorted(found, key=lambda info: info.key)
 
     @contextmanager
@@ -117,7 +118,7 @@ class S3Store:
         prefix: Key prefix the dataset's keys are relative to ('' for the bucket root).
     """
 
-    def __init__(self, client: S3Client, bucket: str, prefix: str = "") -> None:
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""

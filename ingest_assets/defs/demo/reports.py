@@ -4,7 +4,6 @@ It runs only after ``orders`` and ``fx_rates`` have loaded and passed their bloc
 the validation gate is visible: materialize the bad demo day and this asset does not run.
 """
 
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -19,7 +18,9 @@ from ingest_assets.windows import Window
     partitions_def=dg.DailyPartitionsDefinition(start_date="2026-11-01"),
     description="Revenue per day and country in EUR, from the day's paid and shipped orders.",
 )
-def daily_revenue(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+def daily_revenue(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     """Replace the day's rows of ``reports.daily_revenue``."""
     window = Window(*context.partition_time_window)
     with duckdb.get_connection() as conn:
@@ -29,8 +30,10 @@ def daily_revenue(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> 
             "CREATE TABLE IF NOT EXISTS reports.daily_revenue "
             "(day DATE, country VARCHAR, orders BIGINT, revenue_eur DOUBLE)"
         )
-        conn.execute("DELETE FROM reports.daily_revenue WHERE day >= ? AND day < ?",
-                     [window.start.date(), window.end.date()])
+        conn.execute(
+            "DELETE FROM reports.daily_revenue WHERE day >= ? AND day < ?",
+            [window.start.date(), window.end.date()],
+        )
         conn.execute(
             """
             INSERT INTO reports.daily_revenue
@@ -51,6 +54,8 @@ def daily_revenue(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> 
         ).fetchone()
         conn.execute("COMMIT")
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": rows[0] if rows else 0,
-                  "dagster/table_name": "warehouse.reports.daily_revenue"}
+        metadata={
+            "dagster/row_count": rows[0] if rows else 0,
+            "dagster/table_name": "warehouse.reports.daily_revenue",
+        }
     )

@@ -1,0 +1,202 @@
+"""Dataset declarations: the demo loads; a wrong one names its file, key and what is allowed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from pydantic import ValidationError
+
+from ingest_assets import definitions
+from ingest_assets.components.assets import partitions_def
+from ingest_assets.environment import PROJECT_ROOT
+from ingest_assets.spec import DatasetSpec, key_template_granularity
+from ingest_assets_tests.conftest import orders_spec
+
+DG = str(Path(sys.executable).parent / "dg")
+
+
+def test_demo_definitions_load_with_partitioned_assets_and_blocking_checks(data_dir: Path) -> None:
+    defs = definitions.defs()
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
+        "orders",
+        "page_views",
+        "fx_rates",
+        "daily_revenue",
+    }
+    orders = defs.resolve_assets_def("orders")
+    assert orders.partitions_def == dg.DailyPartitionsDefinition(start_date="2026-11-01")
+    (check,) = orders.check_specs
+    assert check.name == "schema" and check.blocking
+    assert orders.owners_by_key[dg.AssetKey("orders")] == ["team:commerce"]
+    assert set(orders.specs_by_key[dg.AssetKey("orders")].kinds) == {"file", "duckdb"}
+
+
+def _project_copy(tmp_path: Path, yaml_text: str) -> Path:
+    """A copy of the project whose demo defs.yaml is replaced by ``yaml_text``."""
+    project = tmp_path / "project"
+    shutil.copytree(
+        PROJECT_ROOT / "ingest_assets",
+        project / "ingest_assets",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
+    (project / "ingest_assets" / "defs" / "demo" / "landing" / "defs.yaml").write_text(yaml_text)
+    return project
+
+
+def _dg(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "VIRTUAL_ENV": str(Path(sys.executable).parent.parent),
+        "PYTHONPATH": str(project),  # the copy's package, not the installed one
+        "NO_COLOR": "1",
+    }
+    return subprocess.run(
+        [DG, *args], cwd=project, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+DEMO_YAML = (PROJECT_ROOT / "ingest_assets/defs/demo/landing/defs.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "key", "allowed"),
+    [
+        (
+            "cadence: daily, start",
+            "cadence: daylie, start",
+            13,
+            "attributes.datasets.0.partitioning.cadence",
+            "is not one of ['hourly', 'daily', 'weekly', 'monthly']",
+        ),
+        (
+            "amount: {dtype: float64",
+            "amount: {dtype: money",
+            21,
+            "attributes.datasets.0.schema.columns.amount.dtype",
+            "is not one of ['string', 'int32'",
+        ),
+        (
+            "table: raw.orders",
+            "tabel: raw.orders",
+            26,
+            "attributes.datasets.0.destination",
+            "'table' is a required property",
+        ),
+    ],
+)
+def test_dg_check_yaml_names_file_line_key_and_allowed_values(
+    tmp_path: Path, old: str, new: str, line: int, key: str, allowed: str
+) -> None:
+    project = _project_copy(tmp_path, DEMO_YAML.replace(old, new, 1))
+    result = _dg(project, "check", "yaml")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"ingest_assets/defs/demo/landing/defs.yaml:{line}" in output
+    assert key in output and allowed in output
+    assert "Traceback" not in output
+
+
+def test_dg_check_defs_reports_rules_beyond_the_json_schema(tmp_path: Path) -> None:
+    # A monthly folder layout cannot select the files of one day: only loading can tell.
+    yaml_text = DEMO_YAML.replace(
+        'key_template: "dt={date}/*.csv"', 'key_template: "{year}/{month}/*.csv"', 1
+    )
+    result = _dg(_project_copy(tmp_path, yaml_text), "check", "defs")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "attributes.datasets.0 at" in output and "defs/demo/landing/defs.yaml:6" in output
+    assert "only pins down monthly periods" in output
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"name": "Orders-2"}, "use lowercase letters, digits and underscores"),
+        ({"owners": ["bob"]}, "must be an email or 'team:<name>'"),
+        ({"partitioning": {"cadence": "daily", "start": "yesterday"}}, "not an ISO date"),
+        (
+            {
+                "partitioning": {
+                    "cadence": "daily",
+                    "start": "2026-01-01",
+                    "timezone": "Mars/Olympus",
+                }
+            },
+            "not an IANA time zone",
+        ),
+        ({"destination": {"table": "raw.orders; drop table x"}}, "is not a plain identifier"),
+        (
+            {
+                "schema": {
+                    "columns": {"a": {"dtype": "string"}},
+                    "model": "ingest_assets.defs.demo.models:FxRate",
+                }
+            },
+            "exactly one of",
+        ),
+        (
+            {"schema": {"model": "ingest_assets.spec:DatasetSpec"}},
+            "is not a pandera DataFrameModel",
+        ),
+        (
+            {"schema": {"columns": {"a": {"dtype": "string", "checks": {"regex": "(["}}}}},
+            "not a valid regular expression",
+        ),
+        (
+            {"source": {"location": "ftp://host/x", "key_template": "{date}.csv"}},
+            "only 's3://bucket",
+        ),
+        ({"source": {"location": "x", "key_template": "all.csv"}}, "has no time placeholder"),
+        (
+            {"source": {"location": "x", "key_template": "{date}.csv", "colour": "red"}},
+            "Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_invalid_spec_values_are_explained(override: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        orders_spec("landing/orders", **override)
+    assert message in str(error.value)
+
+
+def test_key_template_granularity() -> None:
+    assert key_template_granularity("dt={date}/*.csv") == "daily"
+    assert key_template_granularity("{year}/{month}/{day}/{hour}.jsonl") == "hourly"
+    assert key_template_granularity("{year}/{month}/") == "monthly"
+    assert key_template_granularity("x/{start:%Y%m%dT%H}.csv") == "hourly"
+
+
+@pytest.mark.parametrize(
+    ("cadence", "cls"),
+    [
+        ("hourly", dg.HourlyPartitionsDefinition),
+        ("daily", dg.DailyPartitionsDefinition),
+        ("weekly", dg.WeeklyPartitionsDefinition),
+        ("monthly", dg.MonthlyPartitionsDefinition),
+    ],
+)
+def test_partitioning_maps_to_dagster_partitions(cadence: str, cls: type) -> None:
+    spec = DatasetSpec.model_validate(
+        {
+            **orders_spec("x").model_dump(by_alias=True),
+            "source": {"location": "x", "key_template": "{start:%Y%m%d%H}.csv"},
+            "partitioning": {
+                "cadence": cadence,
+                "start": "2026-01-01",
+                "timezone": "Europe/Berlin",
+                "end_offset": 1,
+            },
+        }
+    )
+    partitions = partitions_def(spec.partitioning)
+    assert isinstance(partitions, cls)
+    assert partitions.timezone == "Europe/Berlin" and partitions.end_offset == 1
