@@ -91,7 +91,8 @@ class Dagster:
 
 @pytest.fixture
 def dagster_dev(tmp_path: Path) -> Iterator[Dagster]:
-    """``dagster dev`` on a free loopback port, with the project's workspace and instance files."""
+    """``dg dev`` (webserver and daemon) on a free loopback port, with the project's workspace and
+    instance files."""
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -103,9 +104,7 @@ def dagster_dev(tmp_path: Path) -> Iterator[Dagster]:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "dagster",
+                str(Path(sys.executable).parent / "dg"),
                 "dev",
                 "-w",
                 str(PROJECT_ROOT / "workspace.yaml"),
