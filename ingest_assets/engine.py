@@ -29,6 +29,7 @@ from ingest_assets.sources.object_store import (
     objects_for_window,
     read_window,
     render_key_pattern,
+    store_errors,
 )
 from ingest_assets.spec import DatasetSpec
 from ingest_assets.windows import Window
@@ -115,7 +116,7 @@ def load_window(
     cpu_started = time.process_time()
     validator = BatchValidator(build_schema(spec.table_schema))
     report = LoadReport(spec.name, window, spec.destination.table, schema=validator.arrow_schema)
-    with report.phase("list"):
+    with report.phase("list"), store_errors(spec.name, spec.source.location):
         objects = objects_for_window(store, spec.source, window)
     report.objects = [store.uri(obj.info.key) for obj in objects]
     report.bytes_read = sum(obj.info.size for obj in objects)
@@ -134,7 +135,11 @@ def load_window(
         staged_schema = validator.arrow_schema.append(
             pa.field(WINDOW_COLUMN, pa.timestamp("us", tz="UTC"))
         ).append(pa.field(OBJECT_COLUMN, pa.string()))
-        with report.phase("read_validate"), pq.ParquetWriter(staged, staged_schema) as writer:
+        with (
+            report.phase("read_validate"),
+            store_errors(spec.name, spec.source.location),
+            pq.ParquetWriter(staged, staged_schema) as writer,
+        ):
             for obj, first_row, batch in read_window(
                 store,
                 spec.source,

@@ -20,14 +20,22 @@ class IngestError(Exception):
         message: What went wrong, naming the dataset and the place.
         fix: What the user should do about it.
         metadata: Structured facts for the Dagster UI (never secrets).
+        transient: Overrides the class's ``transient`` for this error.
     """
 
     #: Whether running the same load again may succeed (network faults, lock contention).
     transient: bool = False
 
     def __init__(
-        self, message: str, *, fix: str | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        fix: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        transient: bool | None = None,
     ) -> None:
+        if transient is not None:
+            self.transient = transient
         self.message = message
         self.fix = fix
         self.metadata: dict[str, Any] = dict(metadata or {})

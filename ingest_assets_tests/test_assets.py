@@ -8,6 +8,7 @@ import pytest
 
 from ingest_assets_tests.conftest import (
     csv_bytes,
+    free_port,
     materialize,
     order_rows,
     orders_spec,
@@ -270,3 +271,25 @@ def test_weekly_partition_reads_its_seven_daily_folders(data_dir: Path) -> None:
     # Weekly partitions start on Sunday; 2026-11-01 is a Sunday, so this week is Nov 8-14.
     assert materialize(spec, "2026-11-08", data_dir).success
     assert query(data_dir, "SELECT count(*) FROM raw.orders") == [(sum(range(8, 15)),)]
+
+
+def test_missing_bucket_is_a_clear_source_error_without_secrets(
+    data_dir: Path, s3_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "do-not-print-this-secret"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    spec = orders_spec("s3://no-such-bucket/exports")
+    result = materialize(spec, "2026-10-02", data_dir, s3_endpoint=s3_env)
+    message = step_failure(result)
+    assert "Dataset 'orders'" in message and "s3://no-such-bucket/exports" in message
+    assert "NoSuchBucket" in message and "Check the bucket name" in message
+    logs = "\n".join(str(event) for event in result.all_events)
+    assert secret not in message and secret not in logs
+
+
+def test_unreachable_endpoint_names_dataset_and_location(data_dir: Path, s3_env: str) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    spec = orders_spec("s3://landing/exports")
+    message = step_failure(materialize(spec, "2026-10-02", data_dir, s3_endpoint=closed))
+    assert "Dataset 'orders': the object store for s3://landing/exports did not answer" in message
+    assert "safe to retry" in message

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
+from botocore.exceptions import BotoCoreError
 
 from ingest_assets.errors import ParseError
 from ingest_assets.spec import CsvOptions, FileFormat
@@ -128,6 +129,8 @@ def _read_csv(
             )
             yield from _skip_rows(reader, skip)
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
+            if isinstance(exc, BotoCoreError):
+                raise  # a network fault while streaming, not a parse error
             if bad_rows:
                 row = bad_rows[0]
                 line = f"line {row.number}" if row.number else "a line"
@@ -176,7 +179,9 @@ def _read_ndjson(
                 ),
             )
             yield from reader
-        except (pa.ArrowInvalid, OSError, EOFError):
+        except (pa.ArrowInvalid, OSError, EOFError) as exc:
+            if isinstance(exc, BotoCoreError):
+                raise
             # Conversion or syntax: the line-by-line reader tells which, and where.
             raise _ConversionFailed() from None
 
@@ -245,6 +250,8 @@ def _read_parquet(open_object: Opener, where: str) -> Iterator[tuple[int, pa.Rec
                 yield emitted + 1, batch
                 emitted += batch.num_rows
         except (pa.ArrowInvalid, OSError) as exc:
+            if isinstance(exc, BotoCoreError):
+                raise
             raise ParseError(
                 f"{where}: not a readable Parquet file: {exc}",
                 fix="Check source.format; re-export the file if it is truncated.",

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
+from botocore import exceptions as boto_errors
 from wcmatch import glob
 
-from ingest_assets.errors import SourceError
+from ingest_assets.errors import IngestError, SourceError
 from ingest_assets.sources.formats import read_object
 from ingest_assets.spec import ObjectStoreSource, key_template_granularity
 
@@ -152,6 +153,65 @@ class S3Store:
     def uri(self, key: str) -> str:
         """The object's s3:// URL."""
         return f"s3://{self.bucket}/{self.prefix}{key}"
+
+
+_TRANSIENT_S3_CODES = {
+    "InternalError",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+}
+_S3_FIXES = {
+    "NoSuchBucket": "Check the bucket name in source.location.",
+    "AccessDenied": "Grant the credentials s3:ListBucket and s3:GetObject on the location.",
+    "InvalidAccessKeyId": "Check AWS_ACCESS_KEY_ID (or the profile) the S3 resource uses.",
+    "SignatureDoesNotMatch": "Check AWS_SECRET_ACCESS_KEY (or the profile) the S3 resource uses.",
+    "ExpiredToken": "Refresh the session credentials (AWS_SESSION_TOKEN).",
+}
+
+
+@contextmanager
+def store_errors(dataset: str, location: str) -> Iterator[None]:
+    """Turn S3 and file-system failures into :class:`SourceError` naming dataset and location.
+
+    Network faults, throttling and 5xx answers are marked transient (worth retrying); missing
+    buckets and refused credentials are not. Messages carry the service's error code and text,
+    which never include credentials.
+    """
+    try:
+        yield
+    except IngestError:
+        raise
+    except boto_errors.NoCredentialsError:
+        raise SourceError(
+            f"Dataset '{dataset}': no S3 credentials were found to read {location}.",
+            fix="Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for the code "
+            "location.",
+        ) from None
+    except boto_errors.ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        raise SourceError(
+            f"Dataset '{dataset}': S3 refused a request for {location}: {code or status} "
+            f"({error.get('Message', exc)}).",
+            fix=_S3_FIXES.get(code, "Check source.location and the S3 resource's settings."),
+            transient=status >= 500 or code in _TRANSIENT_S3_CODES,
+        ) from None
+    except (boto_errors.BotoCoreError, ConnectionError, TimeoutError) as exc:
+        raise SourceError(
+            f"Dataset '{dataset}': the object store for {location} did not answer: {exc}",
+            fix="Check that the endpoint (INGEST_S3_ENDPOINT_URL) is reachable; the load is safe "
+            "to retry.",
+            transient=True,
+        ) from None
+    except OSError as exc:
+        raise SourceError(
+            f"Dataset '{dataset}': cannot read {exc.filename or location}: {exc.strerror or exc}",
+            fix="Check that the folder exists and is readable by the code location's user.",
+        ) from None
 
 
 def split_s3_location(location: str) -> tuple[str, str]:
