@@ -159,7 +159,10 @@ def main() -> None:
         folder = Path(tmp)
         generate(folder, args.days, args.rows_per_day)
         print(f"{args.days} days x {args.rows_per_day:,} rows; one process per case\n")
-        header = f"{'case':<18}{'tool':<15}{'rows':>11}{'seconds':>9}{'rows/s':>11}{'RSS MB':>8}{'ratio':>7}"
+        header = (
+            f"{'case':<18}{'tool':<15}{'rows':>11}{'seconds':>9}{'rows/s':>11}"
+            f"{'RSS MB':>8}{'ratio':>7}"
+        )
         print(header)
         print("-" * len(header))
         for fmt in ("csv", "parquet"):
