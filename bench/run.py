@@ -91,8 +91,8 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
 
     from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
     from ingest_assets.engine import load_window
-    from ingest_assets.sources.object_store import LocalStore
-    from ingest_assets.spec import DatasetSpec
+    from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
+    from ingest_assets.spec import DatasetSpec, ObjectStoreSource
     from ingest_assets.windows import Window
 
     database = folder / f"{tool}-{fmt}-{days}.duckdb"
@@ -119,12 +119,14 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
             }
         )
         warehouse = DuckDBWarehouse(duckdb_connector(database), str(database))
-        store = LocalStore(folder / fmt)
+        source = spec.source
+        assert isinstance(source, ObjectStoreSource)
+        reader = ObjectStoreReader(LocalStore(folder / fmt), source, dataset="events")
         rows = 0
         for offset in range(days):
             day = datetime.combine(START + timedelta(days=offset), datetime.min.time(), UTC)
             report = load_window(
-                spec, Window(day, day + timedelta(days=1)), store, warehouse, run_id="bench"
+                spec, Window(day, day + timedelta(days=1)), reader, warehouse, run_id="bench"
             )
             rows += report.rows_written
     return {"rows": rows, "seconds": time.perf_counter() - started}

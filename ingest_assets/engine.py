@@ -22,15 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest_assets.destinations.duckdb import WINDOW_COLUMN, DuckDBWarehouse, quote
-from ingest_assets.errors import SourceError, ValidationFailed
+from ingest_assets.errors import ValidationFailed
 from ingest_assets.quality.schema import BatchValidator, Failure, ValidationSummary, build_schema
-from ingest_assets.sources.object_store import (
-    ObjectStore,
-    objects_for_window,
-    read_window,
-    render_key_pattern,
-    store_errors,
-)
+from ingest_assets.sources.base import SourceReader
 from ingest_assets.spec import DatasetSpec
 from ingest_assets.windows import Window
 
@@ -88,18 +82,19 @@ class LoadReport:
 def load_window(
     spec: DatasetSpec,
     window: Window,
-    store: ObjectStore,
+    reader: SourceReader,
     warehouse: DuckDBWarehouse,
     *,
     run_id: str,
     log: logging.Logger | None = None,
 ) -> LoadReport:
-    """Load one window of a dataset from its object store into the warehouse.
+    """Load one window of a dataset from its source into the warehouse.
 
     Args:
         spec: The dataset.
-        window: The time window to load; its rows in the destination are replaced (or appended).
-        store: The object store holding the dataset's files.
+        window: The time window to load; its rows in the destination are replaced (or appended,
+            or merged, per the dataset's load mode).
+        reader: The dataset's source, opened (:class:`ObjectStoreReader`, :class:`SqlReader`).
         warehouse: The destination.
         run_id: Identifies the run in the loaded rows.
         log: Where progress goes (the Dagster run log in assets).
@@ -108,7 +103,8 @@ def load_window(
         What was read, validated and written.
 
     Raises:
-        SourceError: objects are missing or unreadable; nothing was written.
+        SourceError: the source is unreachable, or its data missing or unreadable; nothing was
+            written.
         ValidationFailed: rows broke the schema; nothing was written. Carries the report.
         DestinationError: the write failed; the previous rows are intact.
     """
@@ -116,20 +112,13 @@ def load_window(
     cpu_started = time.process_time()
     validator = BatchValidator(build_schema(spec.table_schema))
     report = LoadReport(spec.name, window, spec.destination.table, schema=validator.arrow_schema)
-    with report.phase("list"), store_errors(spec.name, spec.source.location):
-        objects = objects_for_window(store, spec.source, window)
-    report.objects = [store.uri(obj.info.key) for obj in objects]
-    report.bytes_read = sum(obj.info.size for obj in objects)
-    if not objects and spec.source.on_missing == "fail":
-        pattern = render_key_pattern(spec.source.key_template, window.start)
-        raise SourceError(
-            f"Dataset '{spec.name}', window {window}: no object matches "
-            f"{store.uri(pattern)!r} (key_template {spec.source.key_template!r}).",
-            fix="Check that the files have landed and that source.location and "
-            "source.key_template point at them; set source.on_missing: empty to load an empty "
-            "window instead.",
-        )
-    log.info("%s %s: %d objects, %d bytes", spec.name, window, len(objects), report.bytes_read)
+    with report.phase("list"):
+        plan = reader.plan(window)
+    report.objects, report.bytes_read = plan.origins, plan.bytes
+    log.info("%s %s: reading %s (%d bytes)", spec.name, window, ", ".join(plan.origins[:3])
+             + (f" and {len(plan.origins) - 3} more" if len(plan.origins) > 3 else ""),
+             report.bytes_read)  # fmt: skip
+    arrow_types = dict(zip(validator.arrow_schema.names, validator.arrow_schema.types, strict=True))
     with tempfile.TemporaryDirectory(prefix="ingest_assets-") as tmp:
         staged = Path(tmp) / "window.parquet"
         staged_schema = validator.arrow_schema.append(
@@ -137,35 +126,23 @@ def load_window(
         ).append(pa.field(OBJECT_COLUMN, pa.string()))
         with (
             report.phase("read_validate"),
-            store_errors(spec.name, spec.source.location),
             pq.ParquetWriter(staged, staged_schema) as writer,
         ):
-            for obj, first_row, batch in read_window(
-                store,
-                spec.source,
-                objects,
-                dict(zip(validator.arrow_schema.names, validator.arrow_schema.types, strict=True)),
-                dataset=spec.name,
-            ):
-                report.rows_read += batch.num_rows
+            for chunk in reader.read(window, arrow_types):
+                report.rows_read += chunk.batch.num_rows
                 good = validator.validate(
-                    batch,
-                    object_uri=store.uri(obj.info.key),
-                    first_row=first_row,
+                    chunk.batch,
+                    object_uri=chunk.origin,
+                    first_row=chunk.first_row,
                     summary=report.validation,
                 )
                 if good is not None:
-                    period = obj.period_start.astimezone(UTC)
+                    rows = good.num_rows
+                    period = pa.scalar(chunk.period_start.astimezone(UTC), staged_schema.field(
+                        WINDOW_COLUMN).type)  # fmt: skip
                     writer.write_batch(
-                        good.append_column(
-                            WINDOW_COLUMN,
-                            pa.repeat(
-                                pa.scalar(period, staged_schema.field(WINDOW_COLUMN).type),
-                                good.num_rows,
-                            ),
-                        ).append_column(
-                            OBJECT_COLUMN,
-                            pa.repeat(pa.scalar(store.uri(obj.info.key)), good.num_rows),
+                        good.append_column(WINDOW_COLUMN, pa.repeat(period, rows)).append_column(
+                            OBJECT_COLUMN, pa.repeat(pa.scalar(chunk.origin), rows)
                         )
                     )
         if validator.unique_columns and report.validation.passed:
@@ -188,7 +165,7 @@ def load_window(
                 spec.destination,
                 staged,
                 window,
-                mode=spec.load.mode,
+                load=spec.load,
                 run_id=run_id,
                 dataset=spec.name,
             )

@@ -12,10 +12,18 @@ import importlib
 import re
 import string
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 Cadence = Literal["hourly", "daily", "weekly", "monthly"]
 DType = Literal["string", "int32", "int64", "float32", "float64", "boolean", "date", "timestamp"]
@@ -313,16 +321,118 @@ def load_model(reference: str) -> Any:
     return obj
 
 
+class SqlRetry(_Strict):
+    """Retries of connection failures (authentication and missing tables are never retried)."""
+
+    attempts: int = Field(default=3, description="Tries in all, the first included.")
+    delay_seconds: float = Field(default=1.0, description="Wait before the second try.")
+    backoff: float = Field(default=2.0, description="Factor the wait grows by per try.")
+    max_delay_seconds: float = Field(default=30.0, description="Longest wait between tries.")
+
+    @field_validator("attempts")
+    @classmethod
+    def _attempts(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+
+class SqlSource(_Strict):
+    """A table or query in a SQL database, cut into windows by a timestamp column."""
+
+    kind: Literal["sql"] = Field(description="'sql'.")
+    url_env: str = Field(
+        json_schema_extra={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+        description=(
+            "Name of the environment variable holding the database URL, e.g. "
+            "'postgresql://user:pass@host:5432/db', 'sqlite:///path.db', 'duckdb:///path.duckdb' "
+            "or any SQLAlchemy URL. The URL itself never goes in YAML."
+        ),
+    )
+    table: str | None = Field(default=None, description="'schema.table' or 'table' to read.")
+    query: str | None = Field(
+        default=None, description="A SELECT to read instead of a table; the window filter wraps it."
+    )
+    columns: list[str] | None = Field(default=None, description="Columns to read (default: all).")
+    time_column: str | None = Field(
+        default=None,
+        description=(
+            "Timestamp column that places rows in windows (ts >= start AND ts < end). For tables "
+            "without reliable event time, an updated_at-style column with load mode 'merge'."
+        ),
+    )
+    batch_rows: int = Field(default=100_000, description="Rows per Arrow batch read.")
+    retry: SqlRetry = Field(
+        default_factory=lambda: SqlRetry(), description="Retries of connection failures."
+    )
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = value.split(".")
+            if len(parts) > 2:
+                raise ValueError(f"{value!r}: give 'schema.table' or 'table'")
+            for part in parts:
+                _check_identifier(part, "table name part")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: list[str] | None) -> list[str] | None:
+        for column in value or []:
+            _check_identifier(column, "column name")
+        return value
+
+    @field_validator("time_column")
+    @classmethod
+    def _time_column(cls, value: str | None) -> str | None:
+        return None if value is None else _check_identifier(value, "time_column")
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        return self
+
+
+def _source_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "object_store"))
+    return str(getattr(value, "kind", "object_store"))
+
+
+#: A dataset's source; ``kind`` picks the type and defaults to ``object_store``.
+Source = Annotated[
+    Annotated[ObjectStoreSource, Tag("object_store")] | Annotated[SqlSource, Tag("sql")],
+    Discriminator(_source_kind),
+]
+
+
 class LoadSpec(_Strict):
     """How a window's rows reach the destination."""
 
-    mode: Literal["replace_window", "append"] = Field(
+    mode: Literal["replace_window", "append", "merge", "snapshot"] = Field(
         default="replace_window",
         description=(
             "replace_window: the window's rows are replaced in one transaction (idempotent); "
-            "append: rows are added."
+            "append: rows are added; merge: rows are upserted by primary_key, the latest by "
+            "order_by winning; snapshot: the whole source table is copied for each partition."
         ),
     )
+    primary_key: list[str] | None = Field(default=None, description="Key columns for 'merge'.")
+    order_by: str | None = Field(
+        default=None,
+        description="For 'merge': the column whose highest value wins among rows of one key.",
+    )
+
+    @model_validator(mode="after")
+    def _merge_needs_key(self) -> LoadSpec:
+        if self.mode == "merge" and not self.primary_key:
+            raise ValueError("mode 'merge' needs primary_key")
+        if self.mode != "merge" and (self.primary_key or self.order_by):
+            raise ValueError("primary_key and order_by apply to mode 'merge' only")
+        return self
 
 
 class DestinationSpec(_Strict):
@@ -366,7 +476,9 @@ class DatasetSpec(_Strict):
     description: str = Field(default="", description="What the dataset holds, shown in the UI.")
     owners: list[str] = Field(default_factory=list, description="Emails or 'team:name' entries.")
     group: str = Field(default="ingest", description="Asset group in the UI.")
-    source: ObjectStoreSource = Field(description="Where the data comes from.")
+    source: Source = Field(
+        description="Where the data comes from: files (the default kind) or a SQL database.",
+    )
     partitioning: Partitioning = Field(description="How the dataset is cut in time.")
     load: LoadSpec = Field(
         default_factory=lambda: LoadSpec(), description="How windows are written."
@@ -397,7 +509,21 @@ class DatasetSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _template_fits_cadence(self) -> DatasetSpec:
+    def _source_fits(self) -> DatasetSpec:
+        load = self.load
+        declared = self.table_schema.columns
+        for column in [*(load.primary_key or []), *([load.order_by] if load.order_by else [])]:
+            if declared is not None and column not in declared:
+                raise ValueError(f"load: column {column!r} is not declared in schema.columns")
+        if isinstance(self.source, SqlSource):
+            if self.source.time_column is None and load.mode != "snapshot":
+                raise ValueError(
+                    "source.time_column is required to cut a SQL source into windows (or use "
+                    "load.mode: snapshot to copy the whole table each partition)"
+                )
+            return self
+        if load.mode == "snapshot":
+            raise ValueError("load.mode 'snapshot' applies to SQL sources only")
         granularity = key_template_granularity(self.source.key_template)
         cadence = self.partitioning.cadence
         if _GRANULARITY_RANK[granularity] > _GRANULARITY_RANK[cadence]:

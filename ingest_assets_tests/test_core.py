@@ -11,7 +11,8 @@ import pytest
 from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import load_window
 from ingest_assets.errors import ValidationFailed
-from ingest_assets.sources.object_store import LocalStore, objects_for_window
+from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader, objects_for_window
+from ingest_assets.spec import DatasetSpec, ObjectStoreSource
 from ingest_assets.windows import Window
 from ingest_assets_tests.conftest import order_rows, orders_spec, query, write_csv
 
@@ -23,6 +24,12 @@ def _day(day: int, month: int = 10, tz: ZoneInfo | None = None) -> Window:
     start = datetime(2026, month, day, tzinfo=zone)
     end = datetime(2026, month, day + 1, tzinfo=zone)
     return Window(start, end)
+
+
+def _reader(tmp_path: Path, spec: DatasetSpec | None = None) -> ObjectStoreReader:
+    source = (spec or orders_spec("landing")).source
+    assert isinstance(source, ObjectStoreSource)
+    return ObjectStoreReader(LocalStore(tmp_path / "landing"), source, dataset="orders")
 
 
 def test_hourly_template_in_a_local_day_with_a_daylight_saving_change(tmp_path: Path) -> None:
@@ -65,7 +72,7 @@ def test_value_that_does_not_convert_deep_in_a_large_csv_is_reported_with_its_ro
     spec = orders_spec("landing")
     warehouse = DuckDBWarehouse(duckdb_connector(tmp_path / "warehouse.duckdb"), "warehouse")
     with pytest.raises(ValidationFailed) as failed:
-        load_window(spec, _day(2), LocalStore(tmp_path / "landing"), warehouse, run_id="r1")
+        load_window(spec, _day(2), _reader(tmp_path, spec), warehouse, run_id="r1")
     report = failed.value.report
     assert report.rows_read == 80_000, "the fallback must not read rows twice"
     assert report.validation.rows_failed == 1
@@ -76,9 +83,7 @@ def test_value_that_does_not_convert_deep_in_a_large_csv_is_reported_with_its_ro
 def test_load_window_runs_without_dagster_and_reports_what_it_did(tmp_path: Path) -> None:
     write_csv(tmp_path / "landing" / "dt=2026-10-02" / "a.csv", order_rows("2026-10-02", 25))
     warehouse = DuckDBWarehouse(duckdb_connector(tmp_path / "warehouse.duckdb"), "warehouse")
-    report = load_window(
-        orders_spec("landing"), _day(2), LocalStore(tmp_path / "landing"), warehouse, run_id="r1"
-    )
+    report = load_window(orders_spec("landing"), _day(2), _reader(tmp_path), warehouse, run_id="r1")
     assert (report.rows_read, report.rows_written) == (25, 25)
     assert report.validation.passed and report.validation.rows_checked == 25
     assert set(report.timings) == {"list", "read_validate", "unique", "write"}
@@ -94,8 +99,6 @@ def test_naive_and_offset_timestamps_are_stored_as_utc(tmp_path: Path) -> None:
     rows[2]["ordered_at"] = "2026-10-02T10:00:00Z"
     write_csv(tmp_path / "landing" / "dt=2026-10-02" / "a.csv", rows)
     warehouse = DuckDBWarehouse(duckdb_connector(tmp_path / "warehouse.duckdb"), "warehouse")
-    load_window(
-        orders_spec("landing"), _day(2), LocalStore(tmp_path / "landing"), warehouse, run_id="r"
-    )
+    load_window(orders_spec("landing"), _day(2), _reader(tmp_path), warehouse, run_id="r")
     stamps = query(tmp_path, "SELECT DISTINCT epoch(ordered_at) FROM raw.orders")
     assert stamps == [(datetime(2026, 10, 2, 10, tzinfo=UTC).timestamp(),)]

@@ -1,5 +1,6 @@
 """The Dagster shell around the ingestion core: a partitioned asset, with checks, per dataset."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,22 @@ from dagster_aws.s3 import S3Resource
 from ingest_assets.destinations.duckdb import DuckDBWarehouse
 from ingest_assets.engine import LoadReport, load_window
 from ingest_assets.environment import data_dir
-from ingest_assets.errors import IngestError, ValidationFailed
+from ingest_assets.errors import IngestError, SourceError, ValidationFailed
 from ingest_assets.quality.schema import BatchValidator, build_schema
-from ingest_assets.sources.object_store import LocalStore, ObjectStore, S3Store, split_s3_location
-from ingest_assets.spec import DatasetSpec, Partitioning
+from ingest_assets.sources.base import SourceReader
+from ingest_assets.sources.object_store import (
+    LocalStore,
+    ObjectStore,
+    ObjectStoreReader,
+    S3Store,
+    split_s3_location,
+)
+from ingest_assets.sources.sql import SqlReader
+from ingest_assets.spec import DatasetSpec, ObjectStoreSource, Partitioning, SqlSource
 from ingest_assets.windows import Window
 
 SCHEMA_CHECK = "schema"
+RECONCILIATION_CHECK = "reconciliation"
 _PARTITIONS = {
     "hourly": dg.HourlyPartitionsDefinition,
     "daily": dg.DailyPartitionsDefinition,
@@ -55,16 +65,49 @@ def table_schema(schema: pa.Schema, spec: DatasetSpec) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def open_store(spec: DatasetSpec, resources: Any) -> ObjectStore:
-    """The object store a dataset reads from: S3 through its S3Resource, or a local folder."""
-    if spec.source.is_s3:
-        bucket, prefix = split_s3_location(spec.source.location)
+def open_reader(spec: DatasetSpec, resources: Any) -> SourceReader:
+    """Open a dataset's source: a SQL database, S3 through its S3Resource, or a local folder."""
+    source = spec.source
+    if isinstance(source, SqlSource):
+        url = os.environ.get(source.url_env)
+        if not url:
+            raise SourceError(
+                f"Dataset '{spec.name}': the environment variable {source.url_env} that holds "
+                "the database URL is not set.",
+                fix=f"Set {source.url_env} for the code location, e.g. in the deployment's "
+                "environment or a .env file next to workspace.yaml.",
+            )
+        return SqlReader(source, url, dataset=spec.name, snapshot=spec.load.mode == "snapshot")
+    store: ObjectStore
+    if source.is_s3:
+        bucket, prefix = split_s3_location(source.location)
         # Through ``context.resources`` an S3Resource is already its boto3 client.
-        resource = getattr(resources, spec.source.resource)
+        resource = getattr(resources, source.resource)
         client = resource.get_client() if isinstance(resource, S3Resource) else resource
-        return S3Store(client, bucket, prefix)
-    root = Path(spec.source.location)
-    return LocalStore(root if root.is_absolute() else data_dir() / root)
+        store = S3Store(client, bucket, prefix)
+    else:
+        root = Path(source.location)
+        store = LocalStore(root if root.is_absolute() else data_dir() / root)
+    return ObjectStoreReader(store, source, dataset=spec.name)
+
+
+def source_kind(spec: DatasetSpec) -> str:
+    """The kind tag of a dataset's source: 'sql', 's3' or 'file'."""
+    if isinstance(spec.source, SqlSource):
+        return "sql"
+    return "s3" if spec.source.is_s3 else "file"
+
+
+def source_metadata(spec: DatasetSpec) -> dict[str, Any]:
+    """What the UI shows about where a dataset comes from (no secrets)."""
+    source = spec.source
+    if isinstance(source, SqlSource):
+        return {
+            "source": source.table or "query",
+            "url_env": source.url_env,
+            "time_column": source.time_column or "(whole table)",
+        }
+    return {"source": source.location, "key_template": source.key_template}
 
 
 def _table_name(spec: DatasetSpec, database: str) -> str:
@@ -149,14 +192,17 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
     """
     key = dg.AssetKey(spec.name)
     declared_schema = BatchValidator(build_schema(spec.table_schema)).arrow_schema
-    resource_keys = {"duckdb"} | ({spec.source.resource} if spec.source.is_s3 else set())
+    source = spec.source
+    resource_keys = {"duckdb"}
+    if isinstance(source, ObjectStoreSource) and source.is_s3:
+        resource_keys.add(source.resource)
 
     @dg.asset(
         key=key,
         description=spec.description or None,
         group_name=spec.group,
         owners=spec.owners,
-        kinds={"s3" if spec.source.is_s3 else "file", "duckdb"},
+        kinds={source_kind(spec), "duckdb"},
         partitions_def=partitions_def(spec.partitioning),
         check_specs=[
             dg.AssetCheckSpec(
@@ -169,12 +215,11 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         ],
         metadata={
             "dagster/column_schema": table_schema(declared_schema, spec),
-            "source": spec.source.location,
-            "key_template": spec.source.key_template,
+            **source_metadata(spec),
             "load_mode": spec.load.mode,
             "declared_in": origin,
         },
-        tags={"ingest/source": "s3" if spec.source.is_s3 else "file"},
+        tags={"ingest/source": source_kind(spec)},
         required_resource_keys=resource_keys,
     )
     def _load(context: dg.AssetExecutionContext) -> Iterator[Any]:
@@ -185,7 +230,7 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
             report = load_window(
                 spec,
                 window,
-                open_store(spec, context.resources),
+                open_reader(spec, context.resources),
                 warehouse,
                 run_id=context.run.run_id,
                 log=context.log,
@@ -208,3 +253,50 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         )
 
     return _load
+
+
+def reconciliation_check(spec: DatasetSpec) -> dg.AssetChecksDefinition | None:
+    """A blocking check that the warehouse holds as many rows for a window as the source.
+
+    Defined for SQL datasets that replace windows (or snapshot or merge); it reads counts only,
+    so it can be run again at any time, e.g. to find rows deleted behind the pipeline's back.
+    """
+    source = spec.source
+    if not isinstance(source, SqlSource) or spec.load.mode == "append":
+        return None
+    by_column = source.time_column if spec.load.mode == "merge" else None
+
+    @dg.asset_check(
+        asset=dg.AssetKey(spec.name),
+        name=RECONCILIATION_CHECK,
+        blocking=True,
+        partitions_def=partitions_def(spec.partitioning),
+        required_resource_keys={"duckdb"},
+        description="Rows in the source for the partition's window equal the rows loaded for it.",
+    )
+    def _reconcile(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        window = Window(*context.partition_time_window)
+        duckdb_resource = context.resources.duckdb
+        warehouse = DuckDBWarehouse(duckdb_resource.get_connection, duckdb_resource.database)
+        try:
+            reader = open_reader(spec, context.resources)
+            assert isinstance(reader, SqlReader)
+            source_rows = reader.count(window)
+            loaded_rows = warehouse.count_window(spec.destination, window, column=by_column)
+        except IngestError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=exc.transient) from None
+        return dg.AssetCheckResult(
+            passed=source_rows == loaded_rows,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "source_rows": source_rows,
+                "loaded_rows": loaded_rows,
+                "difference": loaded_rows - source_rows,
+            },
+            description=None
+            if source_rows == loaded_rows
+            else f"{spec.destination.table} holds {loaded_rows} rows for {window}, the source "
+            f"{source_rows}: rerun the partition to restore it.",
+        )
+
+    return _reconcile

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Literal
 
 import duckdb
 
 from ingest_assets.errors import DestinationError
-from ingest_assets.spec import DestinationSpec
+from ingest_assets.spec import DestinationSpec, LoadSpec
 from ingest_assets.windows import Window
 
 #: The column every loaded row carries: the start of the key-template period it was read for.
@@ -53,11 +52,16 @@ class DuckDBWarehouse:
         staged: Path,
         window: Window,
         *,
-        mode: Literal["replace_window", "append"],
+        load: LoadSpec,
         run_id: str,
         dataset: str,
     ) -> int:
-        """Replace (or append to) the window's rows with the staged ones, atomically.
+        """Write the staged rows for the window, atomically, as the load mode says.
+
+        ``replace_window`` and ``snapshot`` delete the window's rows and insert the staged ones;
+        ``append`` inserts; ``merge`` upserts by primary key, where a row replaces a stored row of
+        the same key only if its ``order_by`` value is not older. That rule makes merges of
+        different windows commute, so concurrent backfills end in the same state in any order.
 
         Returns:
             The number of rows inserted.
@@ -72,17 +76,20 @@ class DuckDBWarehouse:
                 try:
                     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema_name)}")
                     self._ensure_table(conn, table, staged)
-                    if mode == "replace_window":
+                    if load.mode in ("replace_window", "snapshot"):
                         conn.execute(
                             f"DELETE FROM {name} WHERE {quote(WINDOW_COLUMN)} >= ? "
                             f"AND {quote(WINDOW_COLUMN)} < ?",
                             [window.start, window.end],
                         )
-                    row = conn.execute(
-                        f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
-                        f"now() AS _ingest_loaded_at FROM read_parquet(?)",
-                        [run_id, str(staged)],
-                    ).fetchone()
+                    if load.mode == "merge":
+                        row = self._merge(conn, name, staged, load, run_id)
+                    else:
+                        row = conn.execute(
+                            f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
+                            "now() AS _ingest_loaded_at FROM read_parquet(?)",
+                            [run_id, str(staged)],
+                        ).fetchone()
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -95,6 +102,30 @@ class DuckDBWarehouse:
                 "migrate or drop the table; if the database is locked, retry.",
             ) from None
         return int(row[0]) if row else 0
+
+    @staticmethod
+    def _merge(
+        conn: duckdb.DuckDBPyConnection, name: str, staged: Path, load: LoadSpec, run_id: str
+    ) -> tuple[int] | None:
+        keys = [quote(column) for column in load.primary_key or []]
+        same_key = " AND ".join(f"t.{key} = i.{key}" for key in keys)
+        order = quote(load.order_by) if load.order_by else None
+        latest = f"ORDER BY {order} DESC NULLS LAST" if order else ""
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE _ingest_incoming AS SELECT * FROM read_parquet(?) "
+            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} {latest}) = 1",
+            [str(staged)],
+        )
+        not_older = f" AND (t.{order} IS NULL OR t.{order} <= i.{order})" if order else ""
+        conn.execute(f"DELETE FROM {name} t USING _ingest_incoming i WHERE {same_key}{not_older}")
+        row = conn.execute(
+            f"INSERT INTO {name} BY NAME SELECT i.*, ? AS _ingest_run_id, now() AS "
+            f"_ingest_loaded_at FROM _ingest_incoming i WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {name} t WHERE {same_key})",
+            [run_id],
+        ).fetchone()
+        conn.execute("DROP TABLE _ingest_incoming")
+        return row
 
     def _ensure_table(
         self, conn: duckdb.DuckDBPyConnection, table: DestinationSpec, staged: Path
@@ -119,8 +150,18 @@ class DuckDBWarehouse:
             if column not in existing:
                 conn.execute(f"ALTER TABLE {name} ADD COLUMN {quote(column)} {duck_type}")
 
-    def count_window(self, table: DestinationSpec, window: Window) -> int:
-        """Rows the table holds for the window (0 when the table does not exist yet)."""
+    def count_window(
+        self, table: DestinationSpec, window: Window, *, column: str | None = None
+    ) -> int:
+        """Rows the table holds for the window (0 when the table does not exist yet).
+
+        Args:
+            table: The table.
+            window: The window.
+            column: The timestamp column that places rows in windows (default: the window each
+                row was loaded for).
+        """
+        column = column or WINDOW_COLUMN
         with self.connect() as conn:
             exists = conn.execute(
                 "SELECT count(*) FROM information_schema.tables "
@@ -130,8 +171,8 @@ class DuckDBWarehouse:
             if not exists or not exists[0]:
                 return 0
             row = conn.execute(
-                f"SELECT count(*) FROM {qualified(table)} WHERE {quote(WINDOW_COLUMN)} >= ? "
-                f"AND {quote(WINDOW_COLUMN)} < ?",
+                f"SELECT count(*) FROM {qualified(table)} WHERE {quote(column)} >= ? "
+                f"AND {quote(column)} < ?",
                 [window.start, window.end],
             ).fetchone()
         return int(row[0]) if row else 0

@@ -2,8 +2,8 @@
 
 Both stores sit behind one small interface (:class:`ObjectStore`): list the objects under a key
 prefix, and open one for streaming. A dataset's key template maps a partition window to exactly
-the objects it owns; :func:`objects_for_window` does that mapping, :func:`read_window` streams
-their rows as Arrow record batches.
+the objects it owns; :func:`objects_for_window` does that mapping, :class:`ObjectStoreReader`
+streams their rows as Arrow record batches.
 """
 
 from __future__ import annotations
@@ -15,20 +15,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Any, Protocol
 
 import pyarrow as pa
 from botocore import exceptions as boto_errors
 from wcmatch import glob
 
 from ingest_assets.errors import IngestError, SourceError
+from ingest_assets.sources.base import Chunk, ReadPlan
 from ingest_assets.sources.formats import read_object
 from ingest_assets.spec import ObjectStoreSource, key_template_granularity
-
-if TYPE_CHECKING:
-    from pyarrow import RecordBatch
-
-    from ingest_assets.windows import Window
+from ingest_assets.windows import Window
 
 _GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE
 
@@ -270,33 +267,63 @@ def objects_for_window(
     return sorted(selected.values(), key=lambda obj: obj.info.key)
 
 
-def read_window(
-    store: ObjectStore,
-    source: ObjectStoreSource,
-    objects: list[WindowObject],
-    arrow_types: dict[str, pa.DataType],
-    *,
-    dataset: str,
-) -> Iterator[tuple[WindowObject, int, RecordBatch]]:
-    """Stream the rows of ``objects`` as ``(object, first_row_number, batch)`` tuples.
+class ObjectStoreReader:
+    """Reads a dataset's windows from an object store.
 
-    ``first_row_number`` is the 1-based data-row number of the batch's first row in its object,
-    so that errors and validation failures can point at a row.
+    Args:
+        store: Where the objects are.
+        source: The dataset's source declaration.
+        dataset: The dataset's name, for messages.
     """
-    for obj in objects:
-        key = obj.info.key
-        try:
-            fmt = source.format_for(key)
-        except ValueError as exc:
+
+    def __init__(self, store: ObjectStore, source: ObjectStoreSource, *, dataset: str) -> None:
+        self.store = store
+        self.source = source
+        self.dataset = dataset
+        self._objects: dict[Window, list[WindowObject]] = {}
+
+    def plan(self, window: Window) -> ReadPlan:
+        """List the window's objects; fail (unless ``on_missing: empty``) when there are none."""
+        with store_errors(self.dataset, self.source.location):
+            objects = objects_for_window(self.store, self.source, window)
+        self._objects[window] = objects
+        if not objects and self.source.on_missing == "fail":
+            pattern = render_key_pattern(self.source.key_template, window.start)
             raise SourceError(
-                f"Dataset '{dataset}': {exc}", fix="Set source.format in the dataset's YAML."
-            ) from None
-        for first_row, batch in read_object(
-            lambda seekable, key=key: store.open(key, seekable=seekable),
-            fmt,
-            compressed=key.lower().endswith(".gz"),
-            arrow_types=arrow_types,
-            csv=source.csv,
-            where=f"Dataset '{dataset}', object {store.uri(key)}",
-        ):
-            yield obj, first_row, batch
+                f"Dataset '{self.dataset}', window {window}: no object matches "
+                f"{self.store.uri(pattern)!r} (key_template {self.source.key_template!r}).",
+                fix="Check that the files have landed and that source.location and "
+                "source.key_template point at them; set source.on_missing: empty to load an "
+                "empty window instead.",
+            )
+        return ReadPlan(
+            [self.store.uri(obj.info.key) for obj in objects],
+            sum(obj.info.size for obj in objects),
+        )
+
+    def read(self, window: Window, arrow_types: dict[str, pa.DataType]) -> Iterator[Chunk]:
+        """Stream the rows of the window's objects, each batch with its object and first row."""
+        objects = self._objects.get(window)
+        if objects is None:
+            self.plan(window)
+            objects = self._objects[window]
+        with store_errors(self.dataset, self.source.location):
+            for obj in objects:
+                key = obj.info.key
+                uri = self.store.uri(key)
+                try:
+                    fmt = self.source.format_for(key)
+                except ValueError as exc:
+                    raise SourceError(
+                        f"Dataset '{self.dataset}': {exc}",
+                        fix="Set source.format in the dataset's YAML.",
+                    ) from None
+                for first_row, batch in read_object(
+                    lambda seekable, key=key: self.store.open(key, seekable=seekable),
+                    fmt,
+                    compressed=key.lower().endswith(".gz"),
+                    arrow_types=arrow_types,
+                    csv=self.source.csv,
+                    where=f"Dataset '{self.dataset}', object {uri}",
+                ):
+                    yield Chunk(batch, uri, first_row, obj.period_start)
