@@ -83,7 +83,7 @@ def load_window(
     spec: DatasetSpec,
     window: Window,
     reader: SourceReader,
-    warehouse: DuckDBWarehouse,
+    warehouse: DuckDBWarehouse | None,
     *,
     run_id: str,
     log: logging.Logger | None = None,
@@ -95,7 +95,7 @@ def load_window(
         window: The time window to load; its rows in the destination are replaced (or appended,
             or merged, per the dataset's load mode).
         reader: The dataset's source, opened (:class:`ObjectStoreReader`, :class:`SqlReader`).
-        warehouse: The destination.
+        warehouse: The destination; None validates the window without writing it (a dry run).
         run_id: Identifies the run in the loaded rows.
         log: Where progress goes (the Dagster run log in assets).
 
@@ -160,6 +160,8 @@ def load_window(
                 "is right, then rerun the partition.",
                 report=report,
             )
+        if warehouse is None:
+            return report
         with report.phase("write"):
             report.rows_written = warehouse.write_window(
                 spec.destination,

@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.spec import DatasetSpec
+from ingest_assets_tests.postgres import Postgres, postgres_server
 
 ORDER_COLUMNS = {
     "order_id": {"dtype": "string", "nullable": False, "unique": True},
@@ -160,3 +161,13 @@ def step_failure(result: dg.ExecuteInProcessResult) -> str:
     error = failures[0].step_failure_data.error
     assert error is not None
     return error.message
+
+
+PG_PASSWORD = "pg-Secret-7f3a9"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL server on a free loopback port, for the whole session."""
+    with postgres_server(free_port(), PG_PASSWORD) as server:
+        yield server

@@ -183,8 +183,58 @@ def materialization_metadata(
     }
 
 
+def _reconciliation_applies(spec: DatasetSpec) -> bool:
+    return isinstance(spec.source, SqlSource) and spec.load.mode != "append"
+
+
+def reconcile(
+    spec: DatasetSpec, reader: SourceReader, warehouse: DuckDBWarehouse, windows: list[Window]
+) -> dg.AssetCheckResult:
+    """Compare, window by window, the rows the source holds with the rows loaded.
+
+    For ``merge`` loads rows are counted by the source's time column on both sides (a window's
+    rows may since have been superseded by newer versions of the same keys, which moves them).
+    """
+    assert isinstance(reader, SqlReader) and isinstance(spec.source, SqlSource)
+    by_column = spec.source.time_column if spec.load.mode == "merge" else None
+    counts = {
+        str(window): (
+            reader.count(window),
+            warehouse.count_window(spec.destination, window, column=by_column),
+        )
+        for window in windows
+    }
+    off = {window: pair for window, pair in counts.items() if pair[0] != pair[1]}
+    source_rows = sum(pair[0] for pair in counts.values())
+    loaded_rows = sum(pair[1] for pair in counts.values())
+    return dg.AssetCheckResult(
+        check_name=RECONCILIATION_CHECK,
+        asset_key=dg.AssetKey(spec.name),
+        passed=not off,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "windows_checked": len(counts),
+            "source_rows": source_rows,
+            "loaded_rows": loaded_rows,
+            "difference": loaded_rows - source_rows,
+            "windows_off": dg.MetadataValue.json(
+                {window: {"source": s, "loaded": w} for window, (s, w) in off.items()}
+            ),
+        },
+        description=None
+        if not off
+        else f"{spec.destination.table} differs from the source in {len(off)} window(s), "
+        f"e.g. {next(iter(off))}: rerun those partitions to restore them.",
+    )
+
+
 def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
-    """Build the partitioned asset of one dataset, with its blocking schema check.
+    """Build the partitioned asset of one dataset, with its blocking checks.
+
+    The schema check gates every load. SQL datasets also get a blocking reconciliation check
+    (source rows vs loaded rows for the window). Either check can be run on its own for a
+    partition ("Execute check" in the UI): the schema check then reads and validates the window
+    without writing, the reconciliation check compares counts.
 
     Args:
         spec: The dataset.
@@ -196,44 +246,91 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
     resource_keys = {"duckdb"}
     if isinstance(source, ObjectStoreSource) and source.is_s3:
         resource_keys.add(source.resource)
-
-    @dg.asset(
-        key=key,
-        description=spec.description or None,
-        group_name=spec.group,
-        owners=spec.owners,
-        kinds={source_kind(spec), "duckdb"},
-        partitions_def=partitions_def(spec.partitioning),
-        check_specs=[
+    check_specs = [
+        dg.AssetCheckSpec(
+            SCHEMA_CHECK,
+            asset=key,
+            blocking=True,
+            description="Every row of the partition has the declared columns, types and values; "
+            "a failure stops the load and everything downstream.",
+        )
+    ]
+    if _reconciliation_applies(spec):
+        check_specs.append(
             dg.AssetCheckSpec(
-                SCHEMA_CHECK,
+                RECONCILIATION_CHECK,
                 asset=key,
                 blocking=True,
-                description="Every row of the partition has the declared columns, types and "
-                "values; a failure stops the load and everything downstream.",
+                description="Rows in the source for the partition's window equal the rows "
+                "loaded for it.",
+            )
+        )
+
+    def _checks_alone(
+        context: dg.AssetExecutionContext,
+        reader: SourceReader,
+        warehouse: DuckDBWarehouse,
+        wants: set[str],
+    ) -> Iterator[dg.AssetCheckResult]:
+        """Checks run without the load: for the run's partition, or every loaded window."""
+        if context.has_partition_key or context.has_partition_key_range:
+            windows = [Window(*context.partition_time_window)]
+        else:
+            windows = sorted(
+                {
+                    Window(*partitions.time_window_for_partition_key(
+                        partitions.get_partition_key_for_timestamp(moment.timestamp())))
+                    for moment in warehouse.loaded_windows(spec.destination)
+                },
+                key=lambda window: window.start,
+            )  # fmt: skip
+        if SCHEMA_CHECK in wants and windows:  # validate the latest window again, no write
+            try:
+                report = load_window(spec, windows[-1], reader, None, run_id=context.run.run_id)
+            except ValidationFailed as exc:
+                report = exc.report
+            yield check_result(spec, report)
+        if RECONCILIATION_CHECK in wants:
+            yield reconcile(spec, reader, warehouse, windows)
+
+    partitions = partitions_def(spec.partitioning)
+
+    @dg.multi_asset(
+        name=spec.name,
+        specs=[
+            dg.AssetSpec(
+                key,
+                description=spec.description or None,
+                group_name=spec.group,
+                owners=spec.owners,
+                kinds={source_kind(spec), "duckdb"},
+                metadata={
+                    "dagster/column_schema": table_schema(declared_schema, spec),
+                    **source_metadata(spec),
+                    "load_mode": spec.load.mode,
+                    "declared_in": origin,
+                },
+                tags={"ingest/source": source_kind(spec)},
+                skippable=True,
             )
         ],
-        metadata={
-            "dagster/column_schema": table_schema(declared_schema, spec),
-            **source_metadata(spec),
-            "load_mode": spec.load.mode,
-            "declared_in": origin,
-        },
-        tags={"ingest/source": source_kind(spec)},
+        check_specs=check_specs,
+        partitions_def=partitions,
         required_resource_keys=resource_keys,
+        can_subset=True,
     )
     def _load(context: dg.AssetExecutionContext) -> Iterator[Any]:
-        window = Window(*context.partition_time_window)
         duckdb_resource = context.resources.duckdb
         warehouse = DuckDBWarehouse(duckdb_resource.get_connection, duckdb_resource.database)
+        wants = {check.name for check in context.selected_asset_check_keys}
         try:
+            reader = open_reader(spec, context.resources)
+            if key not in context.selected_asset_keys:
+                yield from _checks_alone(context, reader, warehouse, wants)
+                return
+            window = Window(*context.partition_time_window)
             report = load_window(
-                spec,
-                window,
-                open_reader(spec, context.resources),
-                warehouse,
-                run_id=context.run.run_id,
-                log=context.log,
+                spec, window, reader, warehouse, run_id=context.run.run_id, log=context.log
             )
         except ValidationFailed as exc:
             yield check_result(spec, exc.report)
@@ -247,56 +344,16 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
             ) from None
         except IngestError as exc:
             raise dg.Failure(description=str(exc), allow_retries=exc.transient) from None
+        results = [check_result(spec, report)]
+        if RECONCILIATION_CHECK in wants:
+            try:
+                results.append(reconcile(spec, reader, warehouse, [window]))
+            except IngestError as exc:
+                raise dg.Failure(description=str(exc), allow_retries=exc.transient) from None
         yield dg.MaterializeResult(
+            asset_key=key,
             metadata=materialization_metadata(spec, report, duckdb_resource.database),
-            check_results=[check_result(spec, report)],
+            check_results=results,
         )
 
     return _load
-
-
-def reconciliation_check(spec: DatasetSpec) -> dg.AssetChecksDefinition | None:
-    """A blocking check that the warehouse holds as many rows for a window as the source.
-
-    Defined for SQL datasets that replace windows (or snapshot or merge); it reads counts only,
-    so it can be run again at any time, e.g. to find rows deleted behind the pipeline's back.
-    """
-    source = spec.source
-    if not isinstance(source, SqlSource) or spec.load.mode == "append":
-        return None
-    by_column = source.time_column if spec.load.mode == "merge" else None
-
-    @dg.asset_check(
-        asset=dg.AssetKey(spec.name),
-        name=RECONCILIATION_CHECK,
-        blocking=True,
-        partitions_def=partitions_def(spec.partitioning),
-        required_resource_keys={"duckdb"},
-        description="Rows in the source for the partition's window equal the rows loaded for it.",
-    )
-    def _reconcile(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        window = Window(*context.partition_time_window)
-        duckdb_resource = context.resources.duckdb
-        warehouse = DuckDBWarehouse(duckdb_resource.get_connection, duckdb_resource.database)
-        try:
-            reader = open_reader(spec, context.resources)
-            assert isinstance(reader, SqlReader)
-            source_rows = reader.count(window)
-            loaded_rows = warehouse.count_window(spec.destination, window, column=by_column)
-        except IngestError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=exc.transient) from None
-        return dg.AssetCheckResult(
-            passed=source_rows == loaded_rows,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "source_rows": source_rows,
-                "loaded_rows": loaded_rows,
-                "difference": loaded_rows - source_rows,
-            },
-            description=None
-            if source_rows == loaded_rows
-            else f"{spec.destination.table} holds {loaded_rows} rows for {window}, the source "
-            f"{source_rows}: rerun the partition to restore it.",
-        )
-
-    return _reconcile

@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 
-from ingest_assets.components.assets import dataset_asset, reconciliation_check
+from ingest_assets.components.assets import dataset_asset
 from ingest_assets.spec import DatasetSpec
 
 
@@ -96,8 +96,4 @@ class IngestDatasets(dg.Component):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """One asset (with its checks) per declared dataset."""
         origin = str((context.path / "defs.yaml").relative_to(context.project_root))
-        checks = [reconciliation_check(spec) for spec in self.datasets]
-        return dg.Definitions(
-            assets=[dataset_asset(spec, origin=origin) for spec in self.datasets],
-            asset_checks=[check for check in checks if check is not None],
-        )
+        return dg.Definitions(assets=[dataset_asset(spec, origin=origin) for spec in self.datasets])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -149,6 +150,21 @@ class DuckDBWarehouse:
         for column, duck_type, *_ in described:
             if column not in existing:
                 conn.execute(f"ALTER TABLE {name} ADD COLUMN {quote(column)} {duck_type}")
+
+    def loaded_windows(self, table: DestinationSpec) -> list[datetime]:
+        """The distinct window starts the table holds rows for, oldest first."""
+        with self.connect() as conn:
+            exists = conn.execute(
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_schema = ? AND table_name = ?",
+                [table.schema_name, table.table_name],
+            ).fetchone()
+            if not exists or not exists[0]:
+                return []
+            rows = conn.execute(
+                f"SELECT DISTINCT {quote(WINDOW_COLUMN)} FROM {qualified(table)} ORDER BY 1"
+            ).fetchall()
+        return [row[0] for row in rows]
 
     def count_window(
         self, table: DestinationSpec, window: Window, *, column: str | None = None

@@ -188,7 +188,10 @@ class SqlReader:
         retrying = Retrying(
             stop=stop_after_attempt(retry.attempts),
             wait=wait_exponential_jitter(
-                initial=retry.delay_seconds, exp_base=retry.backoff, max=retry.max_delay_seconds
+                multiplier=retry.delay_seconds,
+                exp_base=retry.backoff,
+                max=retry.max_delay_seconds,
+                jitter=retry.delay_seconds,
             ),
             retry=retry_if_exception(lambda exc: isinstance(exc, _Transient)),
             reraise=True,
