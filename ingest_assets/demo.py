@@ -1,9 +1,10 @@
-"""Demo landing files: a few days of realistic drops for the demo datasets.
+"""Demo data: a few days of realistic drops and database changes for the demo datasets.
 
-``seed_demo`` writes, for every day from the demo's first partition to yesterday, the files the
+``seed_demo`` writes, for every day from the demo's first partition to yesterday, what the
 datasets in ``ingest_assets/defs/demo/`` expect: orders as CSV (two drops a day), page views as
-hourly NDJSON, and exchange rates as daily Parquet. Content is a pure function of the date, so
-seeding again rewrites identical files; days already present are left alone. One day, the fifth,
+hourly NDJSON, exchange rates as daily Parquet, and the day's new and changed customers in a
+SQLite application database. Content is a pure function of the date; days already seeded are
+left alone. One day, the fifth,
 carries a few bad orders so that the validation gate can be seen in the UI.
 """
 
@@ -13,6 +14,7 @@ import csv
 import json
 import logging
 import random
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -101,6 +103,44 @@ def _write_fx_rates(root: Path, day: date) -> None:
     pq.write_table(table, folder / f"{day:%d}.parquet")
 
 
+_TIERS = ["free", "plus", "pro"]
+#: The demo application database (SQLite) the ``customers`` dataset reads.
+APP_DB_NAME = "demo_app.sqlite"
+
+
+def _write_app_db(database: Path, day: date) -> None:
+    """Apply one day of changes to the demo application database: new and updated customers."""
+    rng = random.Random(f"customers-{day.isoformat()}")
+    with sqlite3.connect(database) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS customers (id INTEGER PRIMARY KEY, name TEXT, email TEXT, "
+            "country TEXT, tier TEXT, updated_at TEXT NOT NULL)"
+        )
+        (count,) = conn.execute("SELECT count(*) FROM customers").fetchone()
+        new = 300 if count == 0 else rng.randrange(3, 8)
+        changed = [] if count == 0 else rng.sample(range(1, count + 1), k=min(count, 12))
+        rows = []
+        for customer in [*changed, *range(count + 1, count + new + 1)]:
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
+                seconds=rng.randrange(86_400)
+            )
+            rows.append(
+                (
+                    customer,
+                    f"Customer {customer}",
+                    f"customer{customer}@example.com",
+                    rng.choice(_COUNTRIES),
+                    rng.choice(_TIERS),
+                    moment.strftime("%Y-%m-%d %H:%M:%S"),
+                )
+            )
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "country = excluded.country, tier = excluded.tier, updated_at = excluded.updated_at",
+            rows,
+        )
+
+
 def seed_demo(data_dir: Path, *, until: date | None = None) -> int:
     """Write the demo landing files for every missing day up to ``until`` (default: yesterday).
 
@@ -117,6 +157,7 @@ def seed_demo(data_dir: Path, *, until: date | None = None) -> int:
             _write_orders(root, day)
             _write_page_views(root, day)
             _write_fx_rates(root, day)
+            _write_app_db(data_dir / APP_DB_NAME, day)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
             written += 1

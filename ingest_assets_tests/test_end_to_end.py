@@ -99,7 +99,12 @@ def dagster_dev(tmp_path: Path) -> Iterator[Dagster]:
     data = tmp_path / "data"
     seed_demo(data, until=date(2026, 11, 4))
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "INGEST_ASSETS_DATA_DIR": str(data)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "INGEST_ASSETS_DATA_DIR": str(data),
+        "DEMO_APP_DB_URL": f"sqlite:///{data / 'demo_app.sqlite'}",
+    }
     log = tmp_path / "dagster.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

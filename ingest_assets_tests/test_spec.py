@@ -30,6 +30,7 @@ def test_demo_definitions_load_with_partitioned_assets_and_blocking_checks(data_
         "page_views",
         "fx_rates",
         "daily_revenue",
+        "customers",
     }
     orders = defs.resolve_assets_def("orders")
     assert orders.partitions_def == dg.DailyPartitionsDefinition(start_date="2026-11-01")
@@ -37,6 +38,12 @@ def test_demo_definitions_load_with_partitioned_assets_and_blocking_checks(data_
     assert check.name == "schema" and check.blocking
     assert orders.owners_by_key[dg.AssetKey("orders")] == ["team:commerce"]
     assert set(orders.specs_by_key[dg.AssetKey("orders")].kinds) == {"file", "duckdb"}
+    customers = defs.resolve_assets_def("customers")
+    assert {(c.name, c.blocking) for c in customers.check_specs} == {
+        ("schema", True),
+        ("reconciliation", True),
+    }
+    assert set(customers.specs_by_key[dg.AssetKey("customers")].kinds) == {"sql", "duckdb"}
 
 
 def _project_copy(tmp_path: Path, yaml_text: str) -> Path:
@@ -97,12 +104,24 @@ def test_dg_check_yaml_names_file_line_key_and_allowed_values(
     tmp_path: Path, old: str, new: str, line: int, key: str, allowed: str
 ) -> None:
     project = _project_copy(tmp_path, DEMO_YAML.replace(old, new, 1))
-    result = _dg(project, "check", "yaml")
+    # dg 1.13 validates one defs.yaml per component type unless given the folder (its check
+    # keys files by type); `dg check defs` below loads every file.
+    result = _dg(project, "check", "yaml", "ingest_assets/defs/demo/landing")
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert f"ingest_assets/defs/demo/landing/defs.yaml:{line}" in output
     assert key in output and allowed in output
     assert "Traceback" not in output
+
+
+def test_dg_check_defs_reports_a_wrong_value_in_every_defs_file(tmp_path: Path) -> None:
+    yaml_text = DEMO_YAML.replace("cadence: daily, start", "cadence: daylie, start", 1)
+    result = _dg(_project_copy(tmp_path, yaml_text), "check", "defs")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "attributes.datasets.0.partitioning.cadence at" in output
+    assert "defs/demo/landing/defs.yaml:13" in output
+    assert "Input should be 'hourly', 'daily', 'weekly' or 'monthly'" in output
 
 
 def test_dg_check_defs_reports_rules_beyond_the_json_schema(tmp_path: Path) -> None:

@@ -343,3 +343,18 @@ def test_sql_source_needs_a_time_column_unless_snapshot() -> None:
         sql_spec("orders", {"time_column": "created_at"}, ORDER_COLUMNS)
     with pytest.raises(ValueError, match="mode 'merge' needs primary_key"):
         sql_spec("orders", {"table": "o", "time_column": "created_at"}, ORDER_COLUMNS, mode="merge")
+
+
+def test_duckdb_file_source(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source_db = data_dir / "app.duckdb"
+    with duckdb.connect(str(source_db)) as conn:
+        conn.execute(
+            "CREATE TABLE orders AS SELECT i AS id, i * 2.0 AS amount, 'paid' AS status, "
+            "TIMESTAMPTZ '2026-10-01 00:00:00+00' + i * INTERVAL 1 HOUR AS created_at "
+            "FROM range(0, 72) t(i)"
+        )
+    monkeypatch.setenv("APP_DB_URL", f"duckdb:///{source_db}")
+    spec = sql_spec("orders", {"table": "orders", "time_column": "created_at"}, ORDER_COLUMNS)
+    result = run(spec, "2026-10-02", data_dir)
+    assert result.success, step_failure(result)
+    assert query(data_dir, "SELECT min(id), max(id), count(*) FROM raw.orders") == [(24, 47, 24)]

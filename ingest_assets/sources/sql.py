@@ -264,7 +264,7 @@ class SqlReader:
             conn.execute("SET TimeZone = 'UTC'")
 
             def run(sql: str, params: list[Any]) -> Iterator[pa.RecordBatch]:
-                yield from conn.execute(sql, params).fetch_record_batch(self.source.batch_rows)
+                yield from conn.execute(sql, params).to_arrow_reader(self.source.batch_rows)
 
             yield run
 
