@@ -68,6 +68,15 @@ def _check_identifier(value: str, what: str) -> str:
     return value
 
 
+def _check_table_name(value: str) -> str:
+    parts = value.split(".")
+    if len(parts) > 2:
+        raise ValueError(f"{value!r}: give 'schema.table' or 'table'")
+    for part in parts:
+        _check_identifier(part, "table name part")
+    return value
+
+
 class CsvOptions(_Strict):
     """How CSV files are parsed."""
 
@@ -369,13 +378,7 @@ class SqlSource(_Strict):
     @field_validator("table")
     @classmethod
     def _table(cls, value: str | None) -> str | None:
-        if value is not None:
-            parts = value.split(".")
-            if len(parts) > 2:
-                raise ValueError(f"{value!r}: give 'schema.table' or 'table'")
-            for part in parts:
-                _check_identifier(part, "table name part")
-        return value
+        return None if value is None else _check_table_name(value)
 
     @field_validator("columns")
     @classmethod
@@ -446,12 +449,7 @@ class DestinationSpec(_Strict):
     @field_validator("table")
     @classmethod
     def _table(cls, value: str) -> str:
-        parts = value.split(".")
-        if len(parts) > 2:
-            raise ValueError(f"{value!r}: give 'schema.table' or 'table'")
-        for part in parts:
-            _check_identifier(part, "table name part")
-        return value
+        return _check_table_name(value)
 
     @property
     def schema_name(self) -> str:

@@ -154,12 +154,7 @@ class DuckDBWarehouse:
     def loaded_windows(self, table: DestinationSpec) -> list[datetime]:
         """The distinct window starts the table holds rows for, oldest first."""
         with self.connect() as conn:
-            exists = conn.execute(
-                "SELECT count(*) FROM information_schema.tables "
-                "WHERE table_schema = ? AND table_name = ?",
-                [table.schema_name, table.table_name],
-            ).fetchone()
-            if not exists or not exists[0]:
+            if not _table_exists(conn, table):
                 return []
             rows = conn.execute(
                 f"SELECT DISTINCT {quote(WINDOW_COLUMN)} FROM {qualified(table)} ORDER BY 1"
@@ -179,12 +174,7 @@ class DuckDBWarehouse:
         """
         column = column or WINDOW_COLUMN
         with self.connect() as conn:
-            exists = conn.execute(
-                "SELECT count(*) FROM information_schema.tables "
-                "WHERE table_schema = ? AND table_name = ?",
-                [table.schema_name, table.table_name],
-            ).fetchone()
-            if not exists or not exists[0]:
+            if not _table_exists(conn, table):
                 return 0
             row = conn.execute(
                 f"SELECT count(*) FROM {qualified(table)} WHERE {quote(column)} >= ? "
@@ -192,6 +182,14 @@ class DuckDBWarehouse:
                 [window.start, window.end],
             ).fetchone()
         return int(row[0]) if row else 0
+
+
+def _table_exists(conn: duckdb.DuckDBPyConnection, table: DestinationSpec) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [table.schema_name, table.table_name],
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def duckdb_connector(database: str | Path) -> Connect:
