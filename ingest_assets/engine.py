@@ -185,7 +185,8 @@ def load_window(
 
 def _check_unique(staged: Path, columns: list[str], summary: ValidationSummary) -> None:
     """Find values repeated within the window for columns declared unique."""
-    with duckdb.connect() as conn:
+    # A memory limit makes DuckDB spill the grouping to disk rather than grow with the window.
+    with duckdb.connect(config={"memory_limit": "256MB"}) as conn:
         for column in columns:
             col = quote(column)
             rows = conn.execute(

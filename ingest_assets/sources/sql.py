@@ -148,7 +148,11 @@ class SqlReader:
         column = self._quote(source.time_column)
         start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
         if self.backend == "postgresql":
-            return f"{select} WHERE {column} >= $1 AND {column} < $2", [start, end]
+            # The bounds are inlined as typed literals: ADBC streams a query without parameters
+            # through COPY in bounded batches, while a parameterised one is fetched whole. They
+            # are timezone-aware datetimes rendered by isoformat(), never text from a user.
+            low, high = (f"'{moment.isoformat()}'::timestamptz" for moment in (start, end))
+            return f"{select} WHERE {column} >= {low} AND {column} < {high}", []
         if self.backend == "duckdb":
             return f"{select} WHERE {column} >= ? AND {column} < ?", [start, end]
         if self._parsed.get_backend_name() == "sqlite":
