@@ -358,3 +358,32 @@ def test_duckdb_file_source(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     result = run(spec, "2026-10-02", data_dir)
     assert result.success, step_failure(result)
     assert query(data_dir, "SELECT min(id), max(id), count(*) FROM raw.orders") == [(24, 47, 24)]
+
+
+def test_large_postgres_window_streams_in_bounded_batches(
+    postgres: Postgres, pg_orders: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ingest_assets.sources.sql import SqlReader
+    from ingest_assets.spec import SqlSource
+    from ingest_assets.windows import Window
+
+    postgres.execute(
+        f"CREATE TABLE {pg_orders}.events AS SELECT i AS id, repeat('x', 60) || i AS label, "
+        "timestamptz '2026-10-02 00:00+00' + (i % 86400) * interval '1 second' AS at "
+        "FROM generate_series(1, 400000) AS i"
+    )
+    spec = sql_spec(
+        "events",
+        {"table": f"{pg_orders}.events", "time_column": "at"},
+        {"id": {"dtype": "int64"}, "label": {"dtype": "string"}, "at": {"dtype": "timestamp"}},
+    )
+    assert isinstance(spec.source, SqlSource)
+    start = datetime(2026, 10, 2, tzinfo=UTC)
+    reader = SqlReader(spec.source, postgres.url(), dataset="events")
+    sizes = [
+        chunk.batch.num_rows for chunk in reader.read(Window(start, start + timedelta(days=1)), {})
+    ]
+    assert sum(sizes) == 400_000
+    assert len(sizes) > 1 and max(sizes) < 400_000, "the window must arrive in several batches"

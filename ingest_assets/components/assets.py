@@ -1,6 +1,5 @@
 """The Dagster shell around the ingestion core: a partitioned asset, with checks, per dataset."""
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,7 +68,7 @@ def open_reader(spec: DatasetSpec, resources: Any) -> SourceReader:
     """Open a dataset's source: a SQL database, S3 through its S3Resource, or a local folder."""
     source = spec.source
     if isinstance(source, SqlSource):
-        url = os.environ.get(source.url_env)
+        url = dg.EnvVar(source.url_env).get_value()
         if not url:
             raise SourceError(
                 f"Dataset '{spec.name}': the environment variable {source.url_env} that holds "

@@ -26,6 +26,8 @@ from ingest_assets.spec import SqlSource
 from ingest_assets.windows import Window
 
 T = TypeVar("T")
+#: Size of the Arrow batches PostgreSQL windows are streamed in.
+POSTGRES_BATCH_BYTES = 8 * 2**20
 
 _AUTH_HINTS = (
     "password authentication failed",
@@ -253,6 +255,10 @@ class SqlReader:
         uri = self._parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         with adbc_pg.connect(uri) as conn, conn.cursor() as cursor:
             cursor.execute("SET TIME ZONE 'UTC'")
+            # Batches of about this many bytes bound the memory a window takes, whatever its size.
+            cursor.adbc_statement.set_options(
+                **{"adbc.postgresql.batch_size_hint_bytes": str(POSTGRES_BATCH_BYTES)}
+            )
 
             def run(sql: str, params: list[Any]) -> Iterator[pa.RecordBatch]:
                 cursor.execute(sql, parameters=params or None)
