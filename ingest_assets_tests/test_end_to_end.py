@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -143,7 +144,12 @@ def test_backfill_of_three_partitions_through_graphql_lands_rows_in_duckdb(
     partitions = ["2026-11-01", "2026-11-02", "2026-11-03"]
     launched = dagster_dev.graphql(
         LAUNCH_BACKFILL,
-        {"params": {"partitionNames": partitions, "assetSelection": [{"path": ["orders"]}]}},
+        {
+            "params": {
+                "partitionNames": partitions,
+                "assetSelection": [{"path": ["orders"]}, {"path": ["customers"]}],
+            }
+        },
     )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
@@ -172,3 +178,10 @@ def test_backfill_of_three_partitions_through_graphql_lands_rows_in_duckdb(
         "FROM raw.orders GROUP BY 1 ORDER BY 1",
     )
     assert counts == [(day, 240, 1) for day in partitions]
+    # The SQL dataset: each day's new and changed customers, merged by id.
+    with sqlite3.connect(data / "demo_app.sqlite") as app:
+        (expected,) = app.execute(
+            "SELECT count(*) FROM customers WHERE updated_at < '2026-11-04'"
+        ).fetchone()
+    customers = query(data, "SELECT count(*), count(DISTINCT id) FROM raw.customers")
+    assert customers == [(expected, expected)] and expected > 250
