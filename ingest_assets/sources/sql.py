@@ -11,7 +11,7 @@ once. The URL's password never appears in a message.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import UTC
 from typing import Any, TypeVar
 
@@ -179,15 +179,14 @@ class SqlReader:
             "duckdb": self._duckdb,
             "sqlalchemy": self._sqlalchemy,
         }[self.backend]
-        manager = self._retrying(lambda: _entered(opener()))
-        try:
-            yield manager[1]
-        except SourceError:
-            raise
-        except Exception as exc:
-            raise self._error(exc, connecting=False) from None
-        finally:
-            manager[0].__exit__(None, None, None)
+        with ExitStack() as stack:
+            run = self._retrying(lambda: stack.enter_context(opener()))
+            try:
+                yield run
+            except SourceError:
+                raise
+            except Exception as exc:
+                raise self._error(exc, connecting=False) from None
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         retry = self.source.retry
@@ -294,10 +293,6 @@ class SqlReader:
                     )
 
             yield run
-
-
-def _entered(manager: AbstractContextManager[T]) -> tuple[AbstractContextManager[T], T]:
-    return manager, manager.__enter__()
 
 
 _ENGINES: dict[str, sa.engine.Engine] = {}
