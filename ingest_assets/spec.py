@@ -399,6 +399,125 @@ class SqlSource(_Strict):
         return self
 
 
+class RestAuth(_Strict):
+    """How requests authenticate. Secrets are named by environment variable, never written here."""
+
+    type: Literal["none", "bearer", "api_key", "basic", "oauth2_client_credentials"] = Field(
+        default="none", description="The scheme."
+    )
+    token_env: str | None = Field(default=None, description="bearer: variable holding the token.")
+    name: str | None = Field(default=None, description="api_key: header or query parameter name.")
+    location: Literal["header", "query"] = Field(
+        default="header", description="api_key: sent as a header or a query parameter."
+    )
+    key_env: str | None = Field(default=None, description="api_key: variable holding the key.")
+    username_env: str | None = Field(default=None, description="basic: variable, user name.")
+    password_env: str | None = Field(default=None, description="basic: variable, password.")
+    token_url: str | None = Field(default=None, description="oauth2: the token endpoint.")
+    client_id_env: str | None = Field(default=None, description="oauth2: variable, client id.")
+    client_secret_env: str | None = Field(
+        default=None, description="oauth2: variable, client secret."
+    )
+    scope: str | None = Field(default=None, description="oauth2: requested scope.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> RestAuth:
+        needed = {
+            "none": [],
+            "bearer": ["token_env"],
+            "api_key": ["name", "key_env"],
+            "basic": ["username_env", "password_env"],
+            "oauth2_client_credentials": ["token_url", "client_id_env", "client_secret_env"],
+        }[self.type]
+        missing = [key for key in needed if getattr(self, key) is None]
+        if missing:
+            raise ValueError(f"auth type {self.type!r} needs {', '.join(missing)}")
+        return self
+
+
+class RestPaginator(_Strict):
+    """How the pages of a window are walked, and when to stop."""
+
+    type: Literal["none", "page_number", "offset", "cursor", "next_url", "link_header"] = Field(
+        default="none", description="The pagination style."
+    )
+    page_param: str = Field(default="page", description="page_number: the page parameter.")
+    first_page: int = Field(default=1, description="page_number: the first page's number.")
+    offset_param: str = Field(default="offset", description="offset: the offset parameter.")
+    limit_param: str = Field(default="limit", description="offset: the page-size parameter.")
+    limit: int = Field(default=100, description="offset: records per page.")
+    total_path: str | None = Field(
+        default=None,
+        description="page_number/offset: path to the total (records, or pages for page_number) "
+        "in the body; with it, pages are fetched concurrently.",
+    )
+    total_is_pages: bool = Field(
+        default=False, description="page_number: whether total_path counts pages, not records."
+    )
+    cursor_path: str = Field(default="next_cursor", description="cursor: path to the next token.")
+    cursor_param: str = Field(default="cursor", description="cursor: the parameter it goes in.")
+    next_url_path: str = Field(default="next", description="next_url: path to the next URL.")
+    max_pages: int = Field(default=100_000, description="A safety stop for runaway pagination.")
+
+
+class RestRetry(_Strict):
+    """Retries of 429, 5xx, timeouts and connection errors, with backoff and jitter."""
+
+    attempts: int = Field(default=5, description="Tries per page, the first included.")
+    backoff_seconds: float = Field(default=0.5, description="First wait; it doubles per try.")
+    max_backoff_seconds: float = Field(default=30.0, description="Longest wait between tries.")
+    retry_after_floor_seconds: float = Field(
+        default=0.5, description="Shortest wait on a Retry-After answer (so 0 is no hot loop)."
+    )
+    retry_after_cap_seconds: float = Field(
+        default=60.0, description="Longest wait a Retry-After answer may ask for."
+    )
+
+
+class RestSource(_Strict):
+    """A JSON HTTP API, read page by page for a window."""
+
+    kind: Literal["rest"] = Field(description="'rest'.")
+    base_url: str = Field(
+        description="Scheme, host and base path, e.g. https://api.example.com/v1."
+    )
+    endpoint: str = Field(default="", description="Path below base_url, e.g. /orders.")
+    method: Literal["GET", "POST"] = Field(default="GET", description="HTTP method.")
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Query parameters; strings may use {start} and {end}, the window's bounds.",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    time_format: str = Field(
+        default="iso",
+        description="How {start}/{end} render: 'iso', 'epoch', 'epoch_ms' or a strftime pattern.",
+    )
+    records_path: str = Field(
+        default="", description="Dotted path to the list of records in the body ('' = the body)."
+    )
+    nested: Literal["json", "flatten"] = Field(
+        default="json",
+        description="Nested objects: kept as JSON text, or flattened to parent_child columns.",
+    )
+    auth: RestAuth = Field(default_factory=lambda: RestAuth(), description="Authentication.")
+    paginator: RestPaginator = Field(
+        default_factory=lambda: RestPaginator(), description="Pagination."
+    )
+    requests_per_second: float | None = Field(
+        default=None, description="Rate limit shared by every request of this source."
+    )
+    concurrency: int = Field(default=4, description="Pages fetched at once when addressable.")
+    timeout_seconds: float = Field(default=30.0, description="Per request.")
+    retry: RestRetry = Field(default_factory=lambda: RestRetry(), description="Retries.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+
 def _source_kind(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("kind", "object_store"))
@@ -407,7 +526,9 @@ def _source_kind(value: Any) -> str:
 
 #: A dataset's source; ``kind`` picks the type and defaults to ``object_store``.
 Source = Annotated[
-    Annotated[ObjectStoreSource, Tag("object_store")] | Annotated[SqlSource, Tag("sql")],
+    Annotated[ObjectStoreSource, Tag("object_store")]
+    | Annotated[SqlSource, Tag("sql")]
+    | Annotated[RestSource, Tag("rest")],
     Discriminator(_source_kind),
 ]
 
@@ -513,6 +634,10 @@ class DatasetSpec(_Strict):
         for column in [*(load.primary_key or []), *([load.order_by] if load.order_by else [])]:
             if declared is not None and column not in declared:
                 raise ValueError(f"load: column {column!r} is not declared in schema.columns")
+        if isinstance(self.source, RestSource):
+            if load.mode == "snapshot":
+                raise ValueError("load.mode 'snapshot' applies to SQL sources only")
+            return self
         if isinstance(self.source, SqlSource):
             if self.source.time_column is None and load.mode != "snapshot":
                 raise ValueError(

@@ -21,8 +21,9 @@ from ingest_assets.sources.object_store import (
     S3Store,
     split_s3_location,
 )
+from ingest_assets.sources.rest import RestReader
 from ingest_assets.sources.sql import SqlReader
-from ingest_assets.spec import DatasetSpec, ObjectStoreSource, Partitioning, SqlSource
+from ingest_assets.spec import DatasetSpec, ObjectStoreSource, Partitioning, RestSource, SqlSource
 from ingest_assets.windows import Window
 
 SCHEMA_CHECK = "schema"
@@ -77,6 +78,8 @@ def open_reader(spec: DatasetSpec, resources: Any) -> SourceReader:
                 "environment or a .env file next to workspace.yaml.",
             )
         return SqlReader(source, url, dataset=spec.name, snapshot=spec.load.mode == "snapshot")
+    if isinstance(source, RestSource):
+        return RestReader(source, dataset=spec.name)
     store: ObjectStore
     if source.is_s3:
         bucket, prefix = split_s3_location(source.location)
@@ -94,6 +97,8 @@ def source_kind(spec: DatasetSpec) -> str:
     """The kind tag of a dataset's source: 'sql', 's3' or 'file'."""
     if isinstance(spec.source, SqlSource):
         return "sql"
+    if isinstance(spec.source, RestSource):
+        return "api"
     return "s3" if spec.source.is_s3 else "file"
 
 
@@ -106,6 +111,8 @@ def source_metadata(spec: DatasetSpec) -> dict[str, Any]:
             "url_env": source.url_env,
             "time_column": source.time_column or "(whole table)",
         }
+    if isinstance(source, RestSource):
+        return {"source": source.base_url + source.endpoint, "paginator": source.paginator.type}
     return {"source": source.location, "key_template": source.key_template}
 
 

@@ -1,0 +1,420 @@
+"""REST API sources: a JSON endpoint read page by page for a window.
+
+Pages are fetched with ``requests``; retries (429, 5xx, timeouts, connection errors) use tenacity
+with exponential backoff and jitter, honouring ``Retry-After`` (seconds or an HTTP date) within a
+floor and a cap, so ``Retry-After: 0`` never becomes a hot loop. A per-source rate limit
+(requests-ratelimiter / pyrate-limiter) is shared by every request of the source in the process.
+Where pages are addressable up front (page numbers or offsets with a known total) they are fetched
+concurrently. Secrets come from environment variables and never appear in messages: query
+parameters that carry a key are shown as ``***``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pyarrow as pa
+import requests
+from pyrate_limiter import Limiter, Rate
+from requests_ratelimiter import LimiterAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from ingest_assets.errors import SourceError
+from ingest_assets.sources.base import Chunk, ReadPlan
+from ingest_assets.spec import RestSource
+from ingest_assets.windows import Window
+
+_RETRY_STATUSES = {429, 500, 502, 503, 504}
+_LIMITERS: dict[str, LimiterAdapter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+class _Retryable(Exception):
+    """A page answer worth another try; carries the server's Retry-After, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def path_get(body: Any, path: str) -> Any:
+    """Follow a dotted path ('data.items') into a JSON body; None where it leads nowhere."""
+    value = body
+    for part in [p for p in path.split(".") if p]:
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested objects into ``parent_child`` keys (lists stay as they are)."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _column(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Mixed types in one field (API drift): keep the text, validation reports the values.
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+class RestReader:
+    """Reads a dataset's windows from a JSON HTTP API.
+
+    Args:
+        source: The dataset's source declaration.
+        dataset: The dataset's name, for messages.
+        environ: Where secrets are looked up (the process environment by default).
+    """
+
+    def __init__(
+        self, source: RestSource, *, dataset: str, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self.source = source
+        self.dataset = dataset
+        self._environ = environ if environ is not None else os.environ
+        self._secrets: list[str] = []
+        self._token: tuple[str, float] | None = None
+        self._token_lock = threading.Lock()
+        self._local = threading.local()
+
+    # -- the SourceReader protocol -----------------------------------------------------------
+
+    def plan(self, window: Window) -> ReadPlan:
+        """A REST window reads one endpoint; its size is known only after reading."""
+        return ReadPlan([self._display(self._url())], 0)
+
+    def read(self, window: Window, arrow_types: dict[str, pa.DataType]) -> Iterator[Chunk]:
+        """Fetch the window's pages and yield their records as Arrow batches."""
+        columns = list(arrow_types)
+        first_row = 1
+        for url, records in self._pages(window):
+            if not records:
+                continue
+            yield Chunk(self._batch(records, columns), self._display(url), first_row, window.start)
+            first_row += len(records)
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def _url(self) -> str:
+        return self.source.base_url + self.source.endpoint
+
+    def _params(self, window: Window) -> dict[str, Any]:
+        bounds = {"start": self._render(window.start), "end": self._render(window.end)}
+        return {
+            key: value.format(**bounds) if isinstance(value, str) else value
+            for key, value in self.source.params.items()
+        }
+
+    def _render(self, moment: datetime) -> str:
+        fmt = self.source.time_format
+        utc = moment.astimezone(UTC)
+        if fmt == "iso":
+            return utc.isoformat().replace("+00:00", "Z")
+        if fmt == "epoch":
+            return str(int(utc.timestamp()))
+        if fmt == "epoch_ms":
+            return str(int(utc.timestamp() * 1000))
+        return utc.strftime(fmt)
+
+    def _pages(self, window: Window) -> Iterator[tuple[str, list[Any]]]:
+        pager = self.source.paginator
+        params = self._params(window)
+        url = self._url()
+        if pager.type == "none":
+            response, body = self._get(url, params)
+            yield response.url, self._records(body, response.url)
+        elif pager.type in ("page_number", "offset"):
+            yield from self._numbered_pages(url, params)
+        else:
+            next_url: str | None = url
+            query: dict[str, Any] | None = params
+            for _ in range(pager.max_pages):
+                assert next_url is not None
+                response, body = self._get(next_url, query)
+                records = self._records(body, response.url)
+                yield response.url, records
+                if pager.type == "cursor":
+                    cursor = path_get(body, pager.cursor_path)
+                    if cursor in (None, "") or not records:
+                        return
+                    query = {**params, pager.cursor_param: cursor}
+                elif pager.type == "next_url":
+                    next_url = path_get(body, pager.next_url_path)
+                    query = None  # the next URL carries its own query
+                else:  # link_header
+                    next_url = response.links.get("next", {}).get("url")
+                    query = None
+                if not next_url:
+                    return
+
+    def _numbered_pages(self, url: str, params: dict[str, Any]) -> Iterator[tuple[str, list[Any]]]:
+        pager = self.source.paginator
+
+        def page_params(index: int) -> dict[str, Any]:
+            if pager.type == "page_number":
+                return {**params, pager.page_param: pager.first_page + index}
+            return {
+                **params,
+                pager.offset_param: index * pager.limit,
+                pager.limit_param: pager.limit,
+            }
+
+        response, body = self._get(url, page_params(0))
+        records = self._records(body, response.url)
+        yield response.url, records
+        total = path_get(body, pager.total_path) if pager.total_path else None
+        if isinstance(total, int | float) and records:
+            if pager.type == "page_number":
+                pages = int(total) if pager.total_is_pages else math.ceil(total / len(records))
+            else:
+                pages = math.ceil(total / pager.limit)
+            pages = min(pages, pager.max_pages)
+            with ThreadPoolExecutor(max_workers=max(1, self.source.concurrency)) as pool:
+                futures = [pool.submit(self._get, url, page_params(i)) for i in range(1, pages)]
+                for future in futures:  # in page order
+                    page_response, page_body = future.result()
+                    yield page_response.url, self._records(page_body, page_response.url)
+            return
+        size = len(records)
+        for index in range(1, pager.max_pages):
+            if not records or (pager.type == "offset" and size < pager.limit):
+                return
+            response, body = self._get(url, page_params(index))
+            records = self._records(body, response.url)
+            size = len(records)
+            yield response.url, records
+
+    def _records(self, body: Any, url: str) -> list[Any]:
+        records = path_get(body, self.source.records_path)
+        if records is None:
+            return []
+        if not isinstance(records, list):
+            raise SourceError(
+                f"Dataset '{self.dataset}': {self._display(url)} answered a "
+                f"{type(records).__name__} at records_path {self.source.records_path!r}, "
+                "not a list of records.",
+                fix="Point source.records_path at the list of records in the response.",
+            )
+        return records
+
+    def _batch(self, records: list[Any], columns: list[str]) -> pa.RecordBatch:
+        rows = [
+            flatten(r) if self.source.nested == "flatten" and isinstance(r, Mapping) else r
+            for r in records
+        ]
+        arrays = []
+        for name in columns:
+            values = [row.get(name) if isinstance(row, Mapping) else None for row in rows]
+            values = [json.dumps(v) if isinstance(v, dict | list) else v for v in values]
+            arrays.append(_column(values))
+        return pa.RecordBatch.from_arrays(arrays, names=columns)
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update(self.source.headers)
+            rps = self.source.requests_per_second
+            if rps:
+                key = f"{self.dataset}:{self.source.base_url}"
+                with _LIMITERS_LOCK:
+                    if key not in _LIMITERS:
+                        # One request per 1/rps seconds: a smooth rate, not bursts of rps.
+                        interval_ms = max(1, round(1000 / rps))
+                        _LIMITERS[key] = LimiterAdapter(
+                            limiter=Limiter(Rate(1, interval_ms)), per_host=False, bucket_name=key
+                        )
+                    adapter = _LIMITERS[key]
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+            self._local.session = session
+        return session
+
+    def _secret(self, variable: str | None) -> str:
+        assert variable is not None
+        value = self._environ.get(variable)
+        if not value:
+            raise SourceError(
+                f"Dataset '{self.dataset}': the environment variable {variable} named in "
+                "source.auth is not set.",
+                fix=f"Set {variable} for the code location.",
+            )
+        if value not in self._secrets:
+            self._secrets.append(value)
+        return value
+
+    def _authorize(self, headers: dict[str, str], params: dict[str, Any]) -> Any:
+        auth = self.source.auth
+        if auth.type == "bearer":
+            headers["Authorization"] = f"Bearer {self._secret(auth.token_env)}"
+        elif auth.type == "api_key":
+            assert auth.name is not None
+            key = self._secret(auth.key_env)
+            if auth.location == "header":
+                headers[auth.name] = key
+            else:
+                params[auth.name] = key
+        elif auth.type == "basic":
+            return (self._secret(auth.username_env), self._secret(auth.password_env))
+        elif auth.type == "oauth2_client_credentials":
+            headers["Authorization"] = f"Bearer {self._oauth_token()}"
+        return None
+
+    def _oauth_token(self, *, refresh: bool = False) -> str:
+        auth = self.source.auth
+        with self._token_lock:
+            if self._token and not refresh and time.monotonic() < self._token[1]:
+                return self._token[0]
+            assert auth.token_url is not None
+            data = {"grant_type": "client_credentials"}
+            if auth.scope:
+                data["scope"] = auth.scope
+            response = requests.post(
+                auth.token_url,
+                data=data,
+                auth=(self._secret(auth.client_id_env), self._secret(auth.client_secret_env)),
+                timeout=self.source.timeout_seconds,
+            )
+            if response.status_code != 200:
+                raise SourceError(
+                    f"Dataset '{self.dataset}': the OAuth2 token endpoint {auth.token_url} "
+                    f"answered HTTP {response.status_code}.",
+                    fix="Check the client id and secret variables and source.auth.token_url.",
+                )
+            body = response.json()
+            token = str(body["access_token"])
+            self._secrets.append(token)
+            lifetime = float(body.get("expires_in", 3600))
+            self._token = (token, time.monotonic() + max(0.0, lifetime - 5))
+            return token
+
+    def _get(self, url: str, params: dict[str, Any] | None) -> tuple[requests.Response, Any]:
+        retry = self.source.retry
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, _Retryable) and error.retry_after is not None:
+                return min(
+                    max(error.retry_after, retry.retry_after_floor_seconds),
+                    retry.retry_after_cap_seconds,
+                )
+            return backoff(state)
+
+        backoff = wait_exponential_jitter(
+            multiplier=retry.backoff_seconds,
+            max=retry.max_backoff_seconds,
+            jitter=retry.backoff_seconds,
+        )
+        retrying = Retrying(
+            stop=stop_after_attempt(retry.attempts),
+            wait=wait,
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        try:
+            return retrying(self._get_once, url, params)
+        except _Retryable as exc:
+            raise SourceError(
+                f"Dataset '{self.dataset}': {self._redact(str(exc))} (after {retry.attempts} "
+                "attempts). Nothing was written; the window keeps its previous rows.",
+                fix="Check the API's status; the load is safe to retry.",
+                transient=True,
+            ) from None
+
+    def _get_once(self, url: str, params: dict[str, Any] | None) -> tuple[requests.Response, Any]:
+        headers: dict[str, str] = {}
+        query = dict(params or {})
+        basic = self._authorize(headers, query)
+        try:
+            response = self._session().request(
+                self.source.method,
+                url,
+                params=query or None,
+                headers=headers,
+                auth=basic,
+                timeout=self.source.timeout_seconds,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _Retryable(f"{self._display(url)} did not answer: {type(exc).__name__}") from None
+        shown = self._display(response.url)
+        if response.status_code == 401 and self.source.auth.type == "oauth2_client_credentials":
+            self._oauth_token(refresh=True)  # expired early: fetch a new token, then retry
+            raise _Retryable(f"{shown} answered HTTP 401 with an expired token")
+        if response.status_code in _RETRY_STATUSES:
+            raise _Retryable(
+                f"{shown} answered HTTP {response.status_code}",
+                parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if response.status_code >= 400:
+            raise SourceError(
+                f"Dataset '{self.dataset}': {shown} answered HTTP {response.status_code}. "
+                "Nothing was written; the window keeps its previous rows.",
+                fix="Check source.auth and its variables (401/403) or base_url, endpoint and "
+                "params (404/400).",
+            )
+        try:
+            return response, response.json()
+        except ValueError:
+            raise SourceError(
+                f"Dataset '{self.dataset}': {shown} answered HTTP {response.status_code} with a "
+                f"body that is not JSON: {response.text[:120]!r}. Nothing was written.",
+                fix="Check the endpoint; rerun the partition if the API had a glitch.",
+                transient=True,
+            ) from None
+
+    def _display(self, url: str) -> str:
+        """The URL as shown to people: secret query values replaced by ***."""
+        parts = urlsplit(url)
+        query = [
+            (key, "***" if value in self._secrets else value)
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        return self._redact(urlunsplit(parts._replace(query=urlencode(query, safe="*:"))))
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text

@@ -1,0 +1,178 @@
+"""A real HTTP API for the tests, on a free 127.0.0.1 port: every paginator, every auth scheme,
+and injectable faults (429 with Retry-After, 500s, slow answers, malformed and drifted pages)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+PAGE_SIZE = 50
+
+
+def make_records(day: str, count: int) -> list[dict[str, Any]]:
+    """Orders of one day, spread over it, with a nested customer object."""
+    base = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    return [
+        {
+            "id": f"{day}-{i:05d}",
+            "amount": round(i * 0.75 + 1, 2),
+            "status": ["new", "paid", "shipped"][i % 3],
+            "created_at": (base + timedelta(seconds=i * 86_400 // count))
+            .isoformat()
+            .replace("+00:00", "Z"),
+            "customer": {"name": f"c{i}", "country": ["DE", "FR", "US"][i % 3]},
+        }
+        for i in range(count)
+    ]
+
+
+@dataclass
+class ApiState:
+    """What the server serves and how it misbehaves; tests change it between loads."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    auth: str = "none"  # none | bearer | api_key_header | api_key_query | basic | oauth2
+    secret: str = "s3cr3t-token-value"
+    token_lifetime: float = 3600.0
+    fail_rate: float = 0.0  # share of answers that are HTTP 500
+    retry_after: list[str] = field(default_factory=list)  # 429 answers to give first, in order
+    slow_seconds: float = 0.0
+    malformed_page: int | None = None
+    drift_page: int | None = None
+    broken_page: int | None = None  # always HTTP 503
+    requests: int = 0
+    tokens_issued: int = 0
+    request_times: list[float] = field(default_factory=list)
+    _tokens: dict[str, float] = field(default_factory=dict)
+    _rng: random.Random = field(default_factory=lambda: random.Random(7))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: ApiState
+    base: str
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_POST(self) -> None:  # the OAuth2 token endpoint
+        state = self.state
+        expected = base64.b64encode(b"client-id:client-secret-value").decode()
+        if self.headers.get("Authorization") != f"Basic {expected}":
+            self._send(401, {"error": "invalid_client"})
+            return
+        with state._lock:
+            state.tokens_issued += 1
+            token = f"token-{state.tokens_issued}"
+            state._tokens[token] = time.monotonic() + state.token_lifetime
+        self._send(200, {"access_token": token, "expires_in": state.token_lifetime})
+
+    def _authorized(self, query: dict[str, str]) -> bool:
+        state, header = self.state, self.headers.get("Authorization", "")
+        if state.auth == "bearer":
+            return header == f"Bearer {state.secret}"
+        if state.auth == "api_key_header":
+            return self.headers.get("X-API-Key") == state.secret
+        if state.auth == "api_key_query":
+            return query.get("api_key") == state.secret
+        if state.auth == "basic":
+            return header == "Basic " + base64.b64encode(f"user:{state.secret}".encode()).decode()
+        if state.auth == "oauth2":
+            token = header.removeprefix("Bearer ")
+            return state._tokens.get(token, 0) > time.monotonic()
+        return True
+
+    def do_GET(self) -> None:
+        state = self.state
+        parts = urlsplit(self.path)
+        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        with state._lock:
+            state.requests += 1
+            state.request_times.append(time.monotonic())
+            fail = state._rng.random() < state.fail_rate
+            retry_after = state.retry_after.pop(0) if state.retry_after else None
+        if not self._authorized(query):
+            self._send(401, {"error": "unauthorized"})
+            return
+        if retry_after is not None:
+            self._send(429, {"error": "slow down"}, {"Retry-After": retry_after})
+            return
+        if fail:
+            self._send(500, {"error": "flaky"})
+            return
+        if state.slow_seconds:
+            time.sleep(state.slow_seconds)
+        start, end = query.get("start", ""), query.get("end", "~")
+        rows = [r for r in state.records if start <= r["created_at"] < end]
+        style = parts.path.rsplit("/", 1)[-1]
+        if style == "offset":
+            offset, limit = int(query.get("offset", 0)), int(query.get("limit", PAGE_SIZE))
+            page = offset // limit + 1
+            chunk = rows[offset : offset + limit]
+        else:
+            page = int(query.get("page", query.get("cursor", "1")) or 1)
+            chunk = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        if page == state.broken_page:
+            self._send(503, {"error": "down"})
+            return
+        if page == state.malformed_page:
+            self._send(200, b'{"data": [{"id": "x", ')
+            return
+        if page == state.drift_page:
+            chunk = [{**r, "amount": "not a number"} for r in chunk]
+        pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
+        more = page < pages
+        nxt = {**query, "page": str(page + 1)}
+        if style == "page":
+            self._send(200, {"data": chunk, "meta": {"total": len(rows)}})
+        elif style == "offset":
+            self._send(200, {"items": chunk, "total": len(rows)})
+        elif style == "cursor":
+            self._send(200, {"data": chunk, "next_cursor": str(page + 1) if more else None})
+        elif style == "next":
+            link = f"{self.base}{parts.path}?{urlencode(nxt)}" if more else None
+            self._send(200, {"data": chunk, "links": {"next": link}})
+        elif style == "link":
+            headers = (
+                {"Link": f'<{self.base}{parts.path}?{urlencode(nxt)}>; rel="next"'} if more else {}
+            )
+            self._send(200, {"data": chunk}, headers)
+        else:  # "all": no pagination
+            self._send(200, {"data": rows})
+
+
+@contextmanager
+def api_server(port: int) -> Iterator[tuple[str, ApiState]]:
+    """Serve an ``ApiState`` on 127.0.0.1:``port``; yields the base URL and the state."""
+    state = ApiState()
+    base = f"http://127.0.0.1:{port}"
+    handler = type("Handler", (_Handler,), {"state": state, "base": base})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield base, state
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,283 @@
+"""REST sources against a real local HTTP API: paginators, auth, retries, rate limits, failures."""
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from ingest_assets.components.assets import dataset_asset
+from ingest_assets.sources.rest import parse_retry_after
+from ingest_assets.spec import DatasetSpec
+from ingest_assets_tests.api_server import ApiState, api_server, make_records
+from ingest_assets_tests.conftest import free_port, query, step_failure
+
+COLUMNS = {
+    "id": {"dtype": "string", "nullable": False, "unique": True},
+    "amount": {"dtype": "float64", "checks": {"ge": 0}},
+    "status": {"dtype": "string"},
+    "created_at": {"dtype": "timestamp", "nullable": False},
+    "customer": {"dtype": "string"},
+}
+DAY = "2026-10-02"
+PER_DAY = 130
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[str, ApiState]]:
+    with api_server(free_port()) as (base, state):
+        for day in ("2026-10-01", DAY, "2026-10-03"):
+            state.records += make_records(day, PER_DAY)
+        yield base, state
+
+
+def rest_spec(
+    base: str, endpoint: str, columns: dict[str, Any] | None = None, **source: Any
+) -> DatasetSpec:
+    return DatasetSpec.model_validate(
+        {
+            "name": "orders",
+            "source": {
+                "kind": "rest",
+                "base_url": base,
+                "endpoint": endpoint,
+                "params": {"start": "{start}", "end": "{end}"},
+                "records_path": "data",
+                "retry": {"backoff_seconds": 0.05, "retry_after_floor_seconds": 0.3},
+                **source,
+            },
+            "partitioning": {"cadence": "daily", "start": "2026-10-01"},
+            "schema": {"columns": columns or COLUMNS},
+            "destination": {"table": "raw.orders"},
+        }
+    )
+
+
+def load(spec: DatasetSpec, data_dir: Path) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [dataset_asset(spec, origin="test")],
+        partition_key=DAY,
+        resources={"duckdb": DuckDBResource(database=str(data_dir / "warehouse.duckdb"))},
+        raise_on_error=False,
+    )
+
+
+def loaded_ids(data_dir: Path) -> list[str]:
+    return [r[0] for r in query(data_dir, "SELECT id FROM raw.orders ORDER BY id")]
+
+
+EXPECTED = sorted(r["id"] for r in make_records(DAY, PER_DAY))
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "paginator", "records_path"),
+    [
+        ("/v1/all", {"type": "none"}, "data"),
+        ("/v1/page", {"type": "page_number", "total_path": "meta.total"}, "data"),
+        ("/v1/page", {"type": "page_number"}, "data"),
+        ("/v1/offset", {"type": "offset", "limit": 50, "total_path": "total"}, "items"),
+        ("/v1/offset", {"type": "offset", "limit": 50}, "items"),
+        (
+            "/v1/cursor",
+            {"type": "cursor", "cursor_path": "next_cursor", "cursor_param": "cursor"},
+            "data",
+        ),
+        ("/v1/next", {"type": "next_url", "next_url_path": "links.next"}, "data"),
+        ("/v1/link", {"type": "link_header"}, "data"),
+    ],
+)
+def test_each_paginator_loads_exactly_the_window(
+    api: tuple[str, ApiState],
+    data_dir: Path,
+    endpoint: str,
+    paginator: dict[str, Any],
+    records_path: str,
+) -> None:
+    base, _ = api
+    spec = rest_spec(base, endpoint, paginator=paginator, records_path=records_path)
+    result = load(spec, data_dir)
+    assert result.success, step_failure(result)
+    assert loaded_ids(data_dir) == EXPECTED
+    assert load(spec, data_dir).success
+    assert loaded_ids(data_dir) == EXPECTED, "a rerun must give the same rows"
+
+
+@pytest.mark.parametrize(
+    ("mode", "auth"),
+    [
+        ("bearer", {"type": "bearer", "token_env": "API_TOKEN"}),
+        ("api_key_header", {"type": "api_key", "name": "X-API-Key", "key_env": "API_TOKEN"}),
+        (
+            "api_key_query",
+            {"type": "api_key", "name": "api_key", "location": "query", "key_env": "API_TOKEN"},
+        ),
+        ("basic", {"type": "basic", "username_env": "API_USER", "password_env": "API_TOKEN"}),
+    ],
+)
+def test_auth_schemes_and_no_secret_in_errors_or_logs(
+    api: tuple[str, ApiState],
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    auth: dict[str, Any],
+) -> None:
+    base, state = api
+    state.auth = mode
+    monkeypatch.setenv("API_USER", "user")
+    monkeypatch.setenv("API_TOKEN", state.secret)
+    spec = rest_spec(base, "/v1/page", paginator={"type": "page_number"}, auth=auth)
+    result = load(spec, data_dir)
+    assert result.success, step_failure(result)
+    assert loaded_ids(data_dir) == EXPECTED
+
+    monkeypatch.setenv("API_TOKEN", "wrong-secret-value")
+    failed = load(spec, data_dir)
+    message = step_failure(failed)
+    assert "answered HTTP 401" in message and f"{base}/v1/page" in message
+    everything = message + "\n".join(str(event) for event in failed.all_events)
+    assert "wrong-secret-value" not in everything and state.secret not in everything
+
+
+def test_oauth2_token_is_refreshed_when_it_expires_mid_window(
+    api: tuple[str, ApiState], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, state = api
+    state.auth, state.token_lifetime, state.slow_seconds = "oauth2", 0.25, 0.1
+    monkeypatch.setenv("CLIENT_ID", "client-id")
+    monkeypatch.setenv("CLIENT_SECRET", "client-secret-value")
+    auth = {"type": "oauth2_client_credentials", "token_url": f"{base}/oauth/token",
+            "client_id_env": "CLIENT_ID", "client_secret_env": "CLIENT_SECRET"}  # fmt: skip
+    spec = rest_spec(base, "/v1/cursor", paginator={"type": "cursor"}, auth=auth)
+    result = load(spec, data_dir)
+    assert result.success, step_failure(result)
+    assert loaded_ids(data_dir) == EXPECTED
+    assert state.tokens_issued >= 2
+
+
+def test_flaky_server_still_yields_a_complete_duplicate_free_partition(
+    api: tuple[str, ApiState], data_dir: Path
+) -> None:
+    base, state = api
+    state.fail_rate = 0.3
+    spec = rest_spec(
+        base,
+        "/v1/page",
+        paginator={"type": "page_number", "total_path": "meta.total"},
+        retry={"attempts": 10, "backoff_seconds": 0.01},
+    )
+    result = load(spec, data_dir)
+    assert result.success, step_failure(result)
+    assert query(data_dir, "SELECT count(*), count(DISTINCT id) FROM raw.orders") == [
+        (PER_DAY, PER_DAY)
+    ]
+    assert state.requests > 3, "the server must have failed some requests"
+
+
+def test_retry_after_is_honoured_with_a_floor_and_in_date_form(
+    api: tuple[str, ApiState], data_dir: Path
+) -> None:
+    base, state = api
+    in_a_while = format_datetime(datetime.now(UTC) + timedelta(seconds=4), usegmt=True)
+    state.retry_after = ["0", "1", in_a_while]
+    spec = rest_spec(base, "/v1/all")
+    result = load(spec, data_dir)
+    assert result.success, step_failure(result)
+    gaps = [b - a for a, b in zip(state.request_times, state.request_times[1:], strict=False)]
+    assert gaps[0] >= 0.3, "Retry-After: 0 must wait the floor, not loop"
+    assert gaps[1] >= 1.0
+    assert gaps[2] >= 1.0, "an HTTP-date Retry-After waits until that time"
+    assert loaded_ids(data_dir) == EXPECTED
+
+
+def test_parse_retry_after_forms() -> None:
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("0") == 0.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    future = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    seconds = parse_retry_after(future)
+    assert seconds is not None and 25 < seconds <= 30
+
+
+def test_permanently_failing_page_fails_with_url_and_status_and_keeps_previous_rows(
+    api: tuple[str, ApiState], data_dir: Path
+) -> None:
+    base, state = api
+    spec = rest_spec(base, "/v1/page", paginator={"type": "page_number"},
+                     retry={"attempts": 2, "backoff_seconds": 0.01})  # fmt: skip
+    assert load(spec, data_dir).success
+    state.broken_page = 2
+    state.records = [r for r in state.records if not r["id"].startswith(DAY)] + make_records(
+        DAY, 120
+    )
+    message = step_failure(load(spec, data_dir))
+    assert "page=2" in message and "HTTP 503" in message and "(after 2 attempts)" in message
+    assert loaded_ids(data_dir) == EXPECTED, "no partial rows may be loaded"
+
+
+def test_slow_answers_past_the_timeout_fail_clearly(
+    api: tuple[str, ApiState], data_dir: Path
+) -> None:
+    base, state = api
+    state.slow_seconds = 0.6
+    spec = rest_spec(
+        base, "/v1/all", timeout_seconds=0.2, retry={"attempts": 2, "backoff_seconds": 0.01}
+    )
+    message = step_failure(load(spec, data_dir))
+    assert f"{base}/v1/all" in message and "did not answer: ReadTimeout" in message
+
+
+def test_malformed_json_page_fails_clearly(api: tuple[str, ApiState], data_dir: Path) -> None:
+    base, state = api
+    state.malformed_page = 2
+    spec = rest_spec(base, "/v1/page", paginator={"type": "page_number"})
+    message = step_failure(load(spec, data_dir))
+    assert "page=2" in message and "not JSON" in message
+
+
+def test_schema_drift_fails_validation_with_counts(
+    api: tuple[str, ApiState], data_dir: Path
+) -> None:
+    base, state = api
+    state.drift_page = 2
+    spec = rest_spec(base, "/v1/page", paginator={"type": "page_number"})
+    result = load(spec, data_dir)
+    assert not result.success
+    (check,) = result.get_asset_check_evaluations()
+    assert check.metadata["failures_by_rule"].value == {"amount: coerce_dtype('float64')": 50}
+
+
+def test_nested_objects_flatten_to_columns(api: tuple[str, ApiState], data_dir: Path) -> None:
+    base, _ = api
+    columns = {k: v for k, v in COLUMNS.items() if k != "customer"}
+    columns["customer_country"] = {"dtype": "string", "checks": {"isin": ["DE", "FR", "US"]}}
+    spec = rest_spec(base, "/v1/all", columns, nested="flatten")
+    result = load(spec, data_dir)
+    assert result.success, step_failure(result)
+    assert query(data_dir, "SELECT count(DISTINCT customer_country) FROM raw.orders") == [(3,)]
+
+
+def test_rate_limit_is_shared_by_concurrent_page_fetches(
+    api: tuple[str, ApiState], data_dir: Path
+) -> None:
+    base, state = api
+    state.records = make_records(DAY, 500)  # 10 pages
+    spec = rest_spec(
+        base,
+        "/v1/page",
+        paginator={"type": "page_number", "total_path": "meta.total"},
+        requests_per_second=20,
+        concurrency=4,
+    )
+    started = time.monotonic()
+    result = load(spec, data_dir)
+    assert result.success, step_failure(result)
+    assert len(loaded_ids(data_dir)) == 500
+    times = state.request_times
+    assert len(times) == 10
+    assert times[-1] - times[0] >= 9 / 20 * 0.8, "10 requests at 20/s take at least ~0.45 s"
+    assert time.monotonic() - started < 30
