@@ -42,6 +42,7 @@ class ApiState:
     """What the server serves and how it misbehaves; tests change it between loads."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
+    page_size: int = PAGE_SIZE
     auth: str = "none"  # none | bearer | api_key_header | api_key_query | basic | oauth2
     secret: str = "s3cr3t-token-value"
     token_lifetime: float = 3600.0
@@ -127,12 +128,12 @@ class _Handler(BaseHTTPRequestHandler):
         rows = [r for r in state.records if start <= r["created_at"] < end]
         style = parts.path.rsplit("/", 1)[-1]
         if style == "offset":
-            offset, limit = int(query.get("offset", 0)), int(query.get("limit", PAGE_SIZE))
+            offset, limit = int(query.get("offset", 0)), int(query.get("limit", state.page_size))
             page = offset // limit + 1
             chunk = rows[offset : offset + limit]
         else:
             page = int(query.get("page", query.get("cursor", "1")) or 1)
-            chunk = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+            chunk = rows[(page - 1) * state.page_size : page * state.page_size]
         if page == state.broken_page:
             self._send(503, {"error": "down"})
             return
@@ -141,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if page == state.drift_page:
             chunk = [{**r, "amount": "not a number"} for r in chunk]
-        pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
+        pages = max(1, math.ceil(len(rows) / state.page_size))
         more = page < pages
         nxt = {**query, "page": str(page + 1)}
         if style == "page":

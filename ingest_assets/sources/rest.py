@@ -16,8 +16,9 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -210,10 +211,17 @@ class RestReader:
             else:
                 pages = math.ceil(total / pager.limit)
             pages = min(pages, pager.max_pages)
-            with ThreadPoolExecutor(max_workers=max(1, self.source.concurrency)) as pool:
-                futures = [pool.submit(self._get, url, page_params(i)) for i in range(1, pages)]
-                for future in futures:  # in page order
-                    page_response, page_body = future.result()
+            workers = max(1, self.source.concurrency)
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                # A sliding window of requests in flight: pages come back in order and at most
+                # 2 x concurrency of them are held in memory at once.
+                pending: deque[Future[tuple[requests.Response, Any]]] = deque()
+                index = 1
+                while index < pages or pending:
+                    while index < pages and len(pending) < 2 * workers:
+                        pending.append(pool.submit(self._get, url, page_params(index)))
+                        index += 1
+                    page_response, page_body = pending.popleft().result()
                     yield page_response.url, self._records(page_body, page_response.url)
             return
         size = len(records)
