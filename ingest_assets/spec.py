@@ -583,6 +583,47 @@ class DestinationSpec(_Strict):
         return self.table.split(".")[-1]
 
 
+class TriggerSpec(_Strict):
+    """When a dataset's partitions load in production."""
+
+    type: Literal["schedule"] = Field(default="schedule", description="'schedule'.")
+    delay: str = Field(
+        default="00:00",
+        json_schema_extra={"pattern": r"^\d{1,2}:\d{2}$"},
+        description="How long after a partition's window closes its run starts, as HH:MM "
+        "(e.g. '02:15': a daily partition loads at 02:15 the next day).",
+    )
+    cron: str | None = Field(
+        default=None,
+        description="An explicit cron schedule instead; each tick loads the latest closed "
+        "partition.",
+    )
+    running: bool = Field(
+        default=False, description="Whether the schedule starts running when deployed."
+    )
+
+    @field_validator("delay")
+    @classmethod
+    def _delay(cls, value: str) -> str:
+        hours, _, minutes = value.partition(":")
+        if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+            raise ValueError(f"{value!r} is not a time of day such as '02:15'")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a five-field cron expression such as '15 2 * * *'")
+        return value
+
+    @property
+    def hour_minute(self) -> tuple[int, int]:
+        """The delay as (hours, minutes)."""
+        hours, _, minutes = self.delay.partition(":")
+        return int(hours), int(minutes)
+
+
 class DatasetSpec(_Strict):
     """One dataset: where it comes from, how it is partitioned, validated and loaded."""
 
@@ -604,6 +645,9 @@ class DatasetSpec(_Strict):
     )
     table_schema: SchemaSpec = Field(alias="schema", description="Declared columns and rules.")
     destination: DestinationSpec = Field(description="Where the dataset lands.")
+    trigger: TriggerSpec | None = Field(
+        default=None, description="When partitions load in production (none: on demand)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -629,6 +673,8 @@ class DatasetSpec(_Strict):
 
     @model_validator(mode="after")
     def _source_fits(self) -> DatasetSpec:
+        if self.trigger and self.partitioning.cadence == "hourly" and self.trigger.hour_minute[0]:
+            raise ValueError("trigger.delay of an hourly dataset must be under an hour ('00:MM')")
         load = self.load
         declared = self.table_schema.columns
         for column in [*(load.primary_key or []), *([load.order_by] if load.order_by else [])]:

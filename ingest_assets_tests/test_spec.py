@@ -38,6 +38,8 @@ def test_demo_definitions_load_with_partitioned_assets_and_blocking_checks(data_
     assert check.name == "schema" and check.blocking
     assert orders.owners_by_key[dg.AssetKey("orders")] == ["team:commerce"]
     assert set(orders.specs_by_key[dg.AssetKey("orders")].kinds) == {"file", "duckdb"}
+    assert defs.resolve_schedule_def("orders_schedule").cron_schedule == "15 2 * * *"
+    assert defs.resolve_schedule_def("customers_schedule").cron_schedule == "30 0 * * *"
     customers = defs.resolve_assets_def("customers")
     assert {(c.name, c.blocking) for c in customers.check_specs} == {
         ("schema", True),

@@ -1,6 +1,7 @@
 """The Dagster shell around the ingestion core: a partitioned asset, with checks, per dataset."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -363,3 +364,61 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         )
 
     return _load
+
+
+def dataset_schedule(spec: DatasetSpec) -> Any:
+    """The schedule of a dataset with ``trigger: schedule`` (None without a trigger).
+
+    Each tick loads the partition that just closed (its window ended ``delay`` ago), or with
+    ``cron`` the latest closed partition at each tick.
+    """
+    trigger = spec.trigger
+    if trigger is None:
+        return None
+    job = dg.define_asset_job(f"{spec.name}_job", selection=[dg.AssetKey(spec.name)])
+    status = (
+        dg.DefaultScheduleStatus.RUNNING if trigger.running else dg.DefaultScheduleStatus.STOPPED
+    )
+    cadence = spec.partitioning.cadence
+    hours, minutes = trigger.hour_minute
+    # The delay after each partition boundary (weekly partitions start on Sunday).
+    cron = (
+        trigger.cron
+        or {
+            "hourly": f"{minutes} * * * *",
+            "daily": f"{minutes} {hours} * * *",
+            "weekly": f"{minutes} {hours} * * 0",
+            "monthly": f"{minutes} {hours} 1 * *",
+        }[cadence]
+    )
+    partitions = partitions_def(spec.partitioning)
+
+    @dg.schedule(
+        name=f"{spec.name}_schedule",
+        description=f"Loads each {cadence} partition of {spec.name} once it has closed.",
+        cron_schedule=cron,
+        execution_timezone=spec.partitioning.timezone,
+        job=job,
+        default_status=status,
+    )
+    def _tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        moment = context.scheduled_execution_time or datetime.now(UTC)
+        key = latest_closed_partition(partitions, moment)
+        if key is None:
+            return dg.SkipReason(f"no partition of {spec.name} has closed yet")
+        return dg.RunRequest(run_key=key, partition_key=key)
+
+    return _tick
+
+
+def latest_closed_partition(
+    partitions: dg.TimeWindowPartitionsDefinition, moment: datetime
+) -> str | None:
+    """The key of the last partition whose window ended at or before ``moment``."""
+    if moment.timestamp() < partitions.start.timestamp():
+        return None
+    current = partitions.get_partition_key_for_timestamp(moment.timestamp())
+    start = partitions.time_window_for_partition_key(current).start.timestamp()
+    if start - 1 < partitions.start.timestamp():
+        return None
+    return partitions.get_partition_key_for_timestamp(start - 1)

@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 
-from ingest_assets.components.assets import dataset_asset
+from ingest_assets.components.assets import dataset_asset, dataset_schedule
 from ingest_assets.spec import DatasetSpec
 
 
@@ -96,4 +96,8 @@ class IngestDatasets(dg.Component):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """One asset (with its checks) per declared dataset."""
         origin = str((context.path / "defs.yaml").relative_to(context.project_root))
-        return dg.Definitions(assets=[dataset_asset(spec, origin=origin) for spec in self.datasets])
+        schedules = [dataset_schedule(spec) for spec in self.datasets]
+        return dg.Definitions(
+            assets=[dataset_asset(spec, origin=origin) for spec in self.datasets],
+            schedules=[schedule for schedule in schedules if schedule is not None],
+        )
