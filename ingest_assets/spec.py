@@ -624,6 +624,19 @@ class TriggerSpec(_Strict):
         return int(hours), int(minutes)
 
 
+class RetrySpec(_Strict):
+    """Retries of a failed load (a run step); only transient faults are retried."""
+
+    max_retries: int = Field(default=2, description="Retries after the first try.")
+    delay_seconds: float = Field(default=30.0, description="Wait before the first retry.")
+    backoff: Literal["exponential", "linear"] = Field(
+        default="exponential", description="How the wait grows between retries."
+    )
+    jitter: Literal["none", "full", "plus_minus"] = Field(
+        default="plus_minus", description="Randomness added to each wait."
+    )
+
+
 class DatasetSpec(_Strict):
     """One dataset: where it comes from, how it is partitioned, validated and loaded."""
 
@@ -647,6 +660,19 @@ class DatasetSpec(_Strict):
     destination: DestinationSpec = Field(description="Where the dataset lands.")
     trigger: TriggerSpec | None = Field(
         default=None, description="When partitions load in production (none: on demand)."
+    )
+    retry: RetrySpec = Field(
+        default_factory=lambda: RetrySpec(),
+        description="Retries of transient failures (network, 5xx, locks); validation failures "
+        "and bad configuration are never retried.",
+    )
+    priority: int = Field(
+        default=0, description="Run priority (dagster/priority): higher runs are launched first."
+    )
+    pool: str | None = Field(
+        default=None,
+        description="Concurrency pool the load runs in (default: one per source, e.g. "
+        "'sql_APP_DB_URL'); limits are set in dagster.yaml.",
     )
 
     @field_validator("name")

@@ -47,6 +47,7 @@ class ApiState:
     secret: str = "s3cr3t-token-value"
     token_lifetime: float = 3600.0
     fail_rate: float = 0.0  # share of answers that are HTTP 500
+    fail_first: int = 0  # the first N answers are HTTP 503
     retry_after: list[str] = field(default_factory=list)  # 429 answers to give first, in order
     slow_seconds: float = 0.0
     malformed_page: int | None = None
@@ -111,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
         with state._lock:
             state.requests += 1
             state.request_times.append(time.monotonic())
-            fail = state._rng.random() < state.fail_rate
+            fail = state._rng.random() < state.fail_rate or state.requests <= state.fail_first
             retry_after = state.retry_after.pop(0) if state.retry_after else None
         if not self._authorized(query):
             self._send(401, {"error": "unauthorized"})

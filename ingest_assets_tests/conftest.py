@@ -115,6 +115,7 @@ def orders_spec(location: str, **overrides: Any) -> DatasetSpec:
         "partitioning": {"cadence": "daily", "start": "2026-10-01"},
         "schema": {"columns": ORDER_COLUMNS},
         "destination": {"table": "raw.orders"},
+        "retry": {"max_retries": 0},  # failure tests fail at once; retries are tested on their own
     }
     for key, value in overrides.items():
         raw[key] = value
@@ -160,7 +161,11 @@ def step_failure(result: dg.ExecuteInProcessResult) -> str:
     assert failures, "expected a step failure"
     error = failures[0].step_failure_data.error
     assert error is not None
-    return error.message
+    messages = []
+    while error is not None:  # after retries, the cause carries the last try's error
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
 
 
 PG_PASSWORD = "pg-Secret-7f3a9"

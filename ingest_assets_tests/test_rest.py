@@ -54,6 +54,7 @@ def rest_spec(
             "partitioning": {"cadence": "daily", "start": "2026-10-01"},
             "schema": {"columns": columns or COLUMNS},
             "destination": {"table": "raw.orders"},
+            "retry": {"max_retries": 0},
         }
     )
 

@@ -39,6 +39,7 @@ def sql_spec(
             "load": load or {"mode": "replace_window"},
             "schema": {"columns": columns},
             "destination": {"table": f"raw.{name}"},
+            "retry": {"max_retries": 0},
         }
     )
 

@@ -1,6 +1,8 @@
-"""Schedules declared by datasets request the partition that just closed."""
+"""Triggers and run policies: schedules request the partition that just closed; only transient
+failures are retried; priorities and pools reach the runs and steps."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -9,7 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from ingest_assets.components.assets import dataset_asset, dataset_schedule
 from ingest_assets.spec import DatasetSpec
-from ingest_assets_tests.conftest import orders_spec
+from ingest_assets_tests.conftest import free_port, orders_spec
 
 RESOURCES = {"duckdb": DuckDBResource(database=":memory:")}
 
@@ -20,14 +22,12 @@ def _requested(spec: DatasetSpec, tick: datetime) -> list[str | None]:
     defs = dg.Definitions(
         assets=[dataset_asset(spec, origin="test")], schedules=[schedule], resources=RESOURCES
     )
-    with dg.instance_for_test() as instance:
-        resolved = defs.resolve_schedule_def(f"{spec.name}_schedule")
-        context = dg.build_schedule_context(
-            instance=instance,
-            scheduled_execution_time=tick,
-            repository_def=defs.get_repository_def(),
-        )
-        result = resolved.evaluate_tick(context)
+    instance = dg.DagsterInstance.ephemeral()
+    resolved = defs.resolve_schedule_def(f"{spec.name}_schedule")
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+    )
+    result = resolved.evaluate_tick(context)
     return [request.partition_key for request in result.run_requests or []]
 
 
@@ -77,3 +77,77 @@ def test_invalid_triggers_are_explained(trigger: dict[str, Any], message: str) -
 
 def test_no_trigger_no_schedule() -> None:
     assert dataset_schedule(orders_spec("landing/orders")) is None
+
+
+def _retries(result: dg.ExecuteInProcessResult) -> int:
+    return sum(1 for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY")
+
+
+def test_transient_failures_are_retried_until_the_third_try_succeeds(tmp_path: Path) -> None:
+    from ingest_assets_tests.api_server import api_server, make_records
+
+    with api_server(free_port()) as (base, state):
+        state.records = make_records("2026-10-02", 20)
+        state.fail_first = 2  # the first two tries meet a 503
+        spec = _rest_spec(base)
+        result = dg.materialize(
+            [dataset_asset(spec, origin="test")],
+            partition_key="2026-10-02",
+            resources={"duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb"))},
+            raise_on_error=False,
+        )
+    assert result.success
+    assert _retries(result) == 2, "two failed tries, the third succeeds"
+    assert (
+        result.asset_materializations_for_node("orders")[0].metadata["dagster/row_count"].value
+        == 20
+    )
+
+
+def test_validation_failures_are_not_retried(tmp_path: Path) -> None:
+    from ingest_assets_tests.api_server import api_server, make_records
+
+    with api_server(free_port()) as (base, state):
+        state.records = make_records("2026-10-02", 20)
+        state.drift_page = 1
+        result = dg.materialize(
+            [dataset_asset(_rest_spec(base, "/v1/page"), origin="test")],
+            partition_key="2026-10-02",
+            resources={"duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb"))},
+            raise_on_error=False,
+        )
+    assert not result.success
+    assert _retries(result) == 0
+    assert state.requests == 1
+
+
+def _rest_spec(base: str, endpoint: str = "/v1/all") -> DatasetSpec:
+    return DatasetSpec.model_validate(
+        {
+            "name": "orders",
+            "source": {
+                "kind": "rest",
+                "base_url": base,
+                "endpoint": endpoint,
+                "params": {"start": "{start}", "end": "{end}"},
+                "records_path": "data",
+                "retry": {"attempts": 1},  # no retry inside the reader: the step retries
+            },
+            "partitioning": {"cadence": "daily", "start": "2026-10-01"},
+            "schema": {"columns": {"id": {"dtype": "string"}, "amount": {"dtype": "float64"}}},
+            "destination": {"table": "raw.orders"},
+            "retry": {"max_retries": 3, "delay_seconds": 0.01, "jitter": "none"},
+            "priority": 5,
+        }
+    )
+
+
+def test_priority_and_pool_reach_the_run_and_the_step() -> None:
+    spec = _rest_spec("http://127.0.0.1:9")
+    asset = dataset_asset(spec, origin="test")
+    assert asset.op.pool == "ingest_api_127_0_0_1_9"
+    assert asset.op.retry_policy == dg.RetryPolicy(
+        max_retries=3, delay=0.01, backoff=dg.Backoff.EXPONENTIAL
+    )
+    sql = orders_spec("landing/orders")
+    assert dataset_asset(sql, origin="test").op.pool == "ingest_files"

@@ -117,6 +117,43 @@ def source_metadata(spec: DatasetSpec) -> dict[str, Any]:
     return {"source": source.location, "key_template": source.key_template}
 
 
+def source_pool(spec: DatasetSpec) -> str:
+    """The concurrency pool of a dataset: declared, or one per source (database, bucket, API)."""
+    if spec.pool:
+        return spec.pool
+    source = spec.source
+    if isinstance(source, SqlSource):
+        key = f"sql_{source.url_env}"
+    elif isinstance(source, RestSource):
+        key = "api_" + source.base_url.split("://", 1)[1].split("/", 1)[0]
+    elif source.is_s3:
+        key = "s3_" + split_s3_location(source.location)[0]
+    else:
+        key = "files"
+    return "ingest_" + "".join(ch if ch.isalnum() else "_" for ch in key).lower()
+
+
+def retry_policy(spec: DatasetSpec) -> dg.RetryPolicy | None:
+    """The dataset's retry policy for its load step.
+
+    Only transient errors reach it: every other failure is raised as
+    ``dg.Failure(allow_retries=False)``.
+    """
+    retry = spec.retry
+    if retry.max_retries == 0:
+        return None
+    return dg.RetryPolicy(
+        max_retries=retry.max_retries,
+        delay=retry.delay_seconds,
+        backoff=dg.Backoff.EXPONENTIAL if retry.backoff == "exponential" else dg.Backoff.LINEAR,
+        jitter=None
+        if retry.jitter == "none"
+        else dg.Jitter.FULL
+        if retry.jitter == "full"
+        else dg.Jitter.PLUS_MINUS,
+    )
+
+
 def _table_name(spec: DatasetSpec, database: str) -> str:
     return f"{Path(database).stem}.{spec.destination.schema_name}.{spec.destination.table_name}"
 
@@ -325,6 +362,8 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         partitions_def=partitions,
         required_resource_keys=resource_keys,
         can_subset=True,
+        retry_policy=retry_policy(spec),
+        pool=source_pool(spec),
     )
     def _load(context: dg.AssetExecutionContext) -> Iterator[Any]:
         duckdb_resource = context.resources.duckdb
@@ -351,6 +390,12 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
             ) from None
         except IngestError as exc:
             raise dg.Failure(description=str(exc), allow_retries=exc.transient) from None
+        except Exception as exc:
+            # Anything unforeseen is a defect, not a transient fault: do not retry it.
+            raise dg.Failure(
+                description=f"Dataset '{spec.name}': unexpected {type(exc).__name__}: {exc}",
+                allow_retries=False,
+            ) from exc
         results = [check_result(spec, report)]
         if RECONCILIATION_CHECK in wants:
             try:
@@ -375,7 +420,11 @@ def dataset_schedule(spec: DatasetSpec) -> Any:
     trigger = spec.trigger
     if trigger is None:
         return None
-    job = dg.define_asset_job(f"{spec.name}_job", selection=[dg.AssetKey(spec.name)])
+    job = dg.define_asset_job(
+        f"{spec.name}_job",
+        selection=[dg.AssetKey(spec.name)],
+        tags={"dagster/priority": str(spec.priority)},
+    )
     status = (
         dg.DefaultScheduleStatus.RUNNING if trigger.running else dg.DefaultScheduleStatus.STOPPED
     )
@@ -406,7 +455,9 @@ def dataset_schedule(spec: DatasetSpec) -> Any:
         key = latest_closed_partition(partitions, moment)
         if key is None:
             return dg.SkipReason(f"no partition of {spec.name} has closed yet")
-        return dg.RunRequest(run_key=key, partition_key=key)
+        return dg.RunRequest(
+            run_key=key, partition_key=key, tags={"dagster/priority": str(spec.priority)}
+        )
 
     return _tick
 

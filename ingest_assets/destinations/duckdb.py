@@ -96,11 +96,13 @@ class DuckDBWarehouse:
                     conn.execute("ROLLBACK")
                     raise
         except duckdb.Error as exc:
+            locked = "lock" in str(exc).lower()
             raise DestinationError(
                 f"Dataset '{dataset}', window {window}: writing {table.table} in DuckDB "
                 f"{self.database} failed: {exc}",
                 fix="The table keeps its previous rows. If the table's columns changed type, "
                 "migrate or drop the table; if the database is locked, retry.",
+                transient=locked,
             ) from None
         return int(row[0]) if row else 0
 
