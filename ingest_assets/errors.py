@@ -1,13 +1,13 @@
 """The project's exception hierarchy.
 
 Every error a user can meet names the dataset, the place (file, object key, row, YAML key) and the
-fix. The Dagster layer turns these into ``dg.Failure`` with the same text and structured metadata.
+fix. The Dagster layer turns these into ``dg.Failure`` with the same text; ``transient`` decides
+whether the step may be retried.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ingest_assets.engine import LoadReport
@@ -19,7 +19,6 @@ class IngestError(Exception):
     Args:
         message: What went wrong, naming the dataset and the place.
         fix: What the user should do about it.
-        metadata: Structured facts for the Dagster UI (never secrets).
         transient: Overrides the class's ``transient`` for this error.
     """
 
@@ -31,14 +30,12 @@ class IngestError(Exception):
         message: str,
         *,
         fix: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
         transient: bool | None = None,
     ) -> None:
         if transient is not None:
             self.transient = transient
         self.message = message
         self.fix = fix
-        self.metadata: dict[str, Any] = dict(metadata or {})
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
