@@ -37,8 +37,13 @@ def api() -> Iterator[tuple[str, ApiState]]:
 
 
 def rest_spec(
-    base: str, endpoint: str, columns: dict[str, Any] | None = None, **source: Any
+    base: str,
+    endpoint: str,
+    columns: dict[str, Any] | None = None,
+    dataset: dict[str, Any] | None = None,
+    **source: Any,
 ) -> DatasetSpec:
+    """An orders dataset over the test API; ``dataset`` overrides top-level keys."""
     return DatasetSpec.model_validate(
         {
             "name": "orders",
@@ -55,6 +60,7 @@ def rest_spec(
             "schema": {"columns": columns or COLUMNS},
             "destination": {"table": "raw.orders"},
             "retry": {"max_retries": 0},
+            **(dataset or {}),
         }
     )
 

@@ -12,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 from ingest_assets.components.assets import dataset_asset, dataset_schedule
 from ingest_assets.spec import DatasetSpec
 from ingest_assets_tests.conftest import free_port, orders_spec
+from ingest_assets_tests.test_rest import rest_spec
 
 RESOURCES = {"duckdb": DuckDBResource(database=":memory:")}
 
@@ -122,23 +123,15 @@ def test_validation_failures_are_not_retried(tmp_path: Path) -> None:
 
 
 def _rest_spec(base: str, endpoint: str = "/v1/all") -> DatasetSpec:
-    return DatasetSpec.model_validate(
-        {
-            "name": "orders",
-            "source": {
-                "kind": "rest",
-                "base_url": base,
-                "endpoint": endpoint,
-                "params": {"start": "{start}", "end": "{end}"},
-                "records_path": "data",
-                "retry": {"attempts": 1},  # no retry inside the reader: the step retries
-            },
-            "partitioning": {"cadence": "daily", "start": "2026-10-01"},
-            "schema": {"columns": {"id": {"dtype": "string"}, "amount": {"dtype": "float64"}}},
-            "destination": {"table": "raw.orders"},
+    return rest_spec(
+        base,
+        endpoint,
+        {"id": {"dtype": "string"}, "amount": {"dtype": "float64"}},
+        dataset={
             "retry": {"max_retries": 3, "delay_seconds": 0.01, "jitter": "none"},
             "priority": 5,
-        }
+        },
+        retry={"attempts": 1},  # no retry inside the reader: the step retries
     )
 
 
