@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,6 @@ class Window:
 
     def __str__(self) -> str:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"
-
-    @property
-    def tz(self) -> tzinfo:
-        """The time zone the window's boundaries are expressed in."""
-        tz = self.start.tzinfo
-        assert tz is not None
-        return tz
 
     def periods(self, granularity: str) -> Iterator[datetime]:
         """Yield the start of every calendar period of ``granularity`` inside the window.
