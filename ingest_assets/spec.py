@@ -189,6 +189,23 @@ def key_template_granularity(template: str) -> str:
     return min(found, key=_GRANULARITY_RANK.__getitem__)
 
 
+#: The ``{start:...}`` directives a key can be read back from (by the landing sensor).
+READABLE_STRFTIME = {"Y": "year", "m": "month", "d": "day", "H": "hour", "j": "yday", "M": "minute"}
+
+
+def _check_readable_template(template: str) -> None:
+    for _, field, spec, _ in string.Formatter().parse(template):
+        if field != "start":
+            continue
+        for part in (spec or "").split("%")[1:]:
+            if not part or part[0] not in READABLE_STRFTIME:
+                allowed = " ".join("%" + code for code in READABLE_STRFTIME)
+                raise ValueError(
+                    f"source.key_template {{start:{spec}}}: the landing sensor reads partitions "
+                    f"back from keys, which works with {allowed} only"
+                )
+
+
 class Partitioning(_Strict):
     """How the dataset is cut into time partitions. Windows are half-open [start, end)."""
 
@@ -583,8 +600,8 @@ class DestinationSpec(_Strict):
         return self.table.split(".")[-1]
 
 
-class TriggerSpec(_Strict):
-    """When a dataset's partitions load in production."""
+class ScheduleTrigger(_Strict):
+    """Load each partition on a schedule, a fixed delay after its window closes."""
 
     type: Literal["schedule"] = Field(default="schedule", description="'schedule'.")
     delay: str = Field(
@@ -624,6 +641,59 @@ class TriggerSpec(_Strict):
         return int(hours), int(minutes)
 
 
+class LandingTrigger(_Strict):
+    """Load partitions as their objects land: a sensor watches the object store.
+
+    Every new object, and every object overwritten with new content, requests one run of the
+    partition its key maps to; objects of one partition found in one tick share a run.
+    """
+
+    type: Literal["landing"] = Field(description="'landing'.")
+    settle_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="An object is picked up only once it has not changed for this long, so "
+        "files still being written are left for a later tick.",
+    )
+    lookback_seconds: float = Field(
+        default=900,
+        ge=1,
+        description="Safety margin for objects that become visible after their modification "
+        "time (slow uploads, clock skew between the store and the code location).",
+    )
+    interval_seconds: int = Field(
+        default=30, ge=5, description="Minimum time between two sensor ticks."
+    )
+    max_keys_per_tick: int = Field(
+        default=100_000,
+        ge=1,
+        description="Keys listed per tick at most; a longer listing continues next tick.",
+    )
+    max_seconds_per_tick: float = Field(
+        default=8,
+        gt=0,
+        le=50,
+        description="Time spent listing per tick at most (sensor ticks time out at 60 s); "
+        "the listing continues next tick.",
+    )
+    running: bool = Field(
+        default=False, description="Whether the sensor starts running when deployed."
+    )
+
+
+def _trigger_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("type", "schedule"))
+    return str(getattr(value, "type", "schedule"))
+
+
+#: A dataset's trigger; ``type`` picks it and defaults to ``schedule``.
+Trigger = Annotated[
+    Annotated[ScheduleTrigger, Tag("schedule")] | Annotated[LandingTrigger, Tag("landing")],
+    Discriminator(_trigger_type),
+]
+
+
 class RetrySpec(_Strict):
     """Retries of a failed load (a run step); only transient faults are retried."""
 
@@ -658,8 +728,10 @@ class DatasetSpec(_Strict):
     )
     table_schema: SchemaSpec = Field(alias="schema", description="Declared columns and rules.")
     destination: DestinationSpec = Field(description="Where the dataset lands.")
-    trigger: TriggerSpec | None = Field(
-        default=None, description="When partitions load in production (none: on demand)."
+    trigger: Trigger | None = Field(
+        default=None,
+        description="When partitions load in production: on a schedule, or as objects land "
+        "(none: on demand).",
     )
     retry: RetrySpec = Field(
         default_factory=lambda: RetrySpec(),
@@ -699,8 +771,20 @@ class DatasetSpec(_Strict):
 
     @model_validator(mode="after")
     def _source_fits(self) -> DatasetSpec:
-        if self.trigger and self.partitioning.cadence == "hourly" and self.trigger.hour_minute[0]:
+        trigger = self.trigger
+        if (
+            isinstance(trigger, ScheduleTrigger)
+            and self.partitioning.cadence == "hourly"
+            and trigger.hour_minute[0]
+        ):
             raise ValueError("trigger.delay of an hourly dataset must be under an hour ('00:MM')")
+        if isinstance(trigger, LandingTrigger):
+            if not isinstance(self.source, ObjectStoreSource):
+                raise ValueError(
+                    "trigger type 'landing' watches an object store; a SQL or REST source "
+                    "needs trigger type 'schedule'"
+                )
+            _check_readable_template(self.source.key_template)
         load = self.load
         declared = self.table_schema.columns
         for column in [*(load.primary_key or []), *([load.order_by] if load.order_by else [])]:

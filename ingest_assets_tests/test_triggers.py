@@ -9,17 +9,22 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from ingest_assets.components.assets import dataset_asset, dataset_schedule
-from ingest_assets.spec import DatasetSpec
+from ingest_assets.components.assets import dataset_asset
+from ingest_assets.spec import DatasetSpec, ScheduleTrigger
+from ingest_assets.triggers.schedules import dataset_schedule
 from ingest_assets_tests.conftest import free_port, orders_spec
 from ingest_assets_tests.test_rest import rest_spec
 
 RESOURCES = {"duckdb": DuckDBResource(database=":memory:")}
 
 
+def _schedule(spec: DatasetSpec) -> dg.ScheduleDefinition:
+    assert isinstance(spec.trigger, ScheduleTrigger)
+    return dataset_schedule(spec, spec.trigger)
+
+
 def _requested(spec: DatasetSpec, tick: datetime) -> list[str | None]:
-    schedule = dataset_schedule(spec)
-    assert schedule is not None
+    schedule = _schedule(spec)
     defs = dg.Definitions(
         assets=[dataset_asset(spec, origin="test")], schedules=[schedule], resources=RESOURCES
     )
@@ -42,7 +47,7 @@ def _spec(trigger: dict[str, Any], **partitioning: Any) -> DatasetSpec:
 
 def test_a_tick_at_0215_requests_yesterdays_partition() -> None:
     spec = _spec({"delay": "02:15"})
-    schedule = dataset_schedule(spec)
+    schedule = _schedule(spec)
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("15 2 * * *", "UTC")
     assert _requested(spec, datetime(2026, 11, 21, 2, 15, tzinfo=UTC)) == ["2026-11-20"]
 
@@ -77,7 +82,7 @@ def test_invalid_triggers_are_explained(trigger: dict[str, Any], message: str) -
 
 
 def test_no_trigger_no_schedule() -> None:
-    assert dataset_schedule(orders_spec("landing/orders")) is None
+    assert orders_spec("landing/orders").trigger is None
 
 
 def _retries(result: dg.ExecuteInProcessResult) -> int:

@@ -1,7 +1,6 @@
 """The Dagster shell around the ingestion core: a partitioned asset, with checks, per dataset."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +80,19 @@ def open_reader(spec: DatasetSpec, resources: Any) -> SourceReader:
         return SqlReader(source, url, dataset=spec.name, snapshot=spec.load.mode == "snapshot")
     if isinstance(source, RestSource):
         return RestReader(source, dataset=spec.name)
-    store: ObjectStore
+    return ObjectStoreReader(open_store(source, resources), source, dataset=spec.name)
+
+
+def open_store(source: ObjectStoreSource, resources: Any) -> ObjectStore:
+    """The object store of a source: S3 through its S3Resource, or a local folder."""
     if source.is_s3:
         bucket, prefix = split_s3_location(source.location)
         # Through ``context.resources`` an S3Resource is already its boto3 client.
         resource = getattr(resources, source.resource)
         client = resource.get_client() if isinstance(resource, S3Resource) else resource
-        store = S3Store(client, bucket, prefix)
-    else:
-        root = Path(source.location)
-        store = LocalStore(root if root.is_absolute() else data_dir() / root)
-    return ObjectStoreReader(store, source, dataset=spec.name)
+        return S3Store(client, bucket, prefix)
+    root = Path(source.location)
+    return LocalStore(root if root.is_absolute() else data_dir() / root)
 
 
 def source_kind(spec: DatasetSpec) -> str:
@@ -409,67 +410,3 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         )
 
     return _load
-
-
-def dataset_schedule(spec: DatasetSpec) -> Any:
-    """The schedule of a dataset with ``trigger: schedule`` (None without a trigger).
-
-    Each tick loads the partition that just closed (its window ended ``delay`` ago), or with
-    ``cron`` the latest closed partition at each tick.
-    """
-    trigger = spec.trigger
-    if trigger is None:
-        return None
-    job = dg.define_asset_job(
-        f"{spec.name}_job",
-        selection=[dg.AssetKey(spec.name)],
-        tags={"dagster/priority": str(spec.priority)},
-    )
-    status = (
-        dg.DefaultScheduleStatus.RUNNING if trigger.running else dg.DefaultScheduleStatus.STOPPED
-    )
-    cadence = spec.partitioning.cadence
-    hours, minutes = trigger.hour_minute
-    # The delay after each partition boundary (weekly partitions start on Sunday).
-    cron = (
-        trigger.cron
-        or {
-            "hourly": f"{minutes} * * * *",
-            "daily": f"{minutes} {hours} * * *",
-            "weekly": f"{minutes} {hours} * * 0",
-            "monthly": f"{minutes} {hours} 1 * *",
-        }[cadence]
-    )
-    partitions = partitions_def(spec.partitioning)
-
-    @dg.schedule(
-        name=f"{spec.name}_schedule",
-        description=f"Loads each {cadence} partition of {spec.name} once it has closed.",
-        cron_schedule=cron,
-        execution_timezone=spec.partitioning.timezone,
-        job=job,
-        default_status=status,
-    )
-    def _tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        moment = context.scheduled_execution_time or datetime.now(UTC)
-        key = latest_closed_partition(partitions, moment)
-        if key is None:
-            return dg.SkipReason(f"no partition of {spec.name} has closed yet")
-        return dg.RunRequest(
-            run_key=key, partition_key=key, tags={"dagster/priority": str(spec.priority)}
-        )
-
-    return _tick
-
-
-def latest_closed_partition(
-    partitions: dg.TimeWindowPartitionsDefinition, moment: datetime
-) -> str | None:
-    """The key of the last partition whose window ended at or before ``moment``."""
-    if moment.timestamp() < partitions.start.timestamp():
-        return None
-    current = partitions.get_partition_key_for_timestamp(moment.timestamp())
-    start = partitions.time_window_for_partition_key(current).start.timestamp()
-    if start - 1 < partitions.start.timestamp():
-        return None
-    return partitions.get_partition_key_for_timestamp(start - 1)

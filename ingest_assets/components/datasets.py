@@ -8,8 +8,10 @@ import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 
-from ingest_assets.components.assets import dataset_asset, dataset_schedule
-from ingest_assets.spec import DatasetSpec
+from ingest_assets.components.assets import dataset_asset
+from ingest_assets.spec import DatasetSpec, LandingTrigger, ScheduleTrigger
+from ingest_assets.triggers.landing import landing_sensor
+from ingest_assets.triggers.schedules import dataset_schedule
 
 
 class IngestDatasetsModel(BaseModel):
@@ -94,10 +96,17 @@ class IngestDatasets(dg.Component):
         return cls(datasets=attributes.datasets)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        """One asset (with its checks) per declared dataset."""
+        """One asset (with its checks) per declared dataset, and its schedule or sensor."""
         origin = str((context.path / "defs.yaml").relative_to(context.project_root))
-        schedules = [dataset_schedule(spec) for spec in self.datasets]
+        schedules: list[dg.ScheduleDefinition] = []
+        sensors: list[dg.SensorDefinition] = []
+        for spec in self.datasets:
+            if isinstance(spec.trigger, ScheduleTrigger):
+                schedules.append(dataset_schedule(spec, spec.trigger))
+            elif isinstance(spec.trigger, LandingTrigger):
+                sensors.append(landing_sensor(spec, spec.trigger))
         return dg.Definitions(
             assets=[dataset_asset(spec, origin=origin) for spec in self.datasets],
-            schedules=[schedule for schedule in schedules if schedule is not None],
+            schedules=schedules,
+            sensors=sensors,
         )

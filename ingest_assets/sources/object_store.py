@@ -8,14 +8,16 @@ streams their rows as Arrow record batches.
 
 from __future__ import annotations
 
+import re
 import string
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 from botocore import exceptions as boto_errors
@@ -24,7 +26,7 @@ from wcmatch import glob
 from ingest_assets.errors import IngestError, SourceError
 from ingest_assets.sources.base import Chunk, ReadPlan
 from ingest_assets.sources.formats import read_object
-from ingest_assets.spec import ObjectStoreSource, key_template_granularity
+from ingest_assets.spec import READABLE_STRFTIME, ObjectStoreSource, key_template_granularity
 from ingest_assets.windows import Window
 
 _GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE
@@ -38,11 +40,15 @@ class ObjectInfo:
         key: Key relative to the source location, '/'-separated.
         size: Size in bytes.
         etag: A version tag that changes when the content changes.
+        modified: When the object was last written, in seconds since the epoch (for local
+            files the later of the content and inode change times, so a copy that keeps an
+            old modification time still counts as new).
     """
 
     key: str
     size: int
     etag: str
+    modified: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,13 @@ class WindowObject:
 class ObjectStore(Protocol):
     """What the ingestion core needs from a store of files."""
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        """Yield every object whose key starts with ``prefix``, in key order."""
+    def list(self, prefix: str, *, start_after: str = "") -> Iterator[ObjectInfo]:
+        """Yield every object whose key starts with ``prefix``, in key order.
+
+        Args:
+            prefix: Key prefix to list.
+            start_after: Only keys that sort after this one (to resume a listing).
+        """
         ...
 
     def open(self, key: str, *, seekable: bool) -> Any:
@@ -79,7 +90,7 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, *, start_after: str = "") -> Iterator[ObjectInfo]:
         """Yield the files whose relative path starts with ``prefix``, in key order."""
         directory = self.root / prefix.rpartition("/")[0]
         if not directory.is_dir():
@@ -89,10 +100,15 @@ class LocalStore:
             if not path.is_file():
                 continue
             key = path.relative_to(self.root).as_posix()
-            if key.startswith(prefix):
+            if key.startswith(prefix) and key > start_after:
                 stat = path.stat()
                 found.append(
-                    ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
+                    ObjectInfo(
+                        key,
+                        stat.st_size,
+                        f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
+                        max(stat.st_mtime, stat.st_ctime),
+                    )
                 )
         yield from sorted(found, key=lambda info: info.key)
 
@@ -121,15 +137,20 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        """Yield the objects whose key starts with ``prefix``, in key order (S3 lists in order)."""
+    def list(self, prefix: str, *, start_after: str = "") -> Iterator[ObjectInfo]:
+        """Yield the objects whose key starts with ``prefix``, in key order (S3 lists in order).
+
+        Pages of up to 1,000 keys are fetched lazily, so a caller that stops early stops listing.
+        """
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+        extra = {"StartAfter": self.prefix + start_after} if start_after else {}
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, **extra):
             for item in page.get("Contents", []):
                 yield ObjectInfo(
                     key=item["Key"][len(self.prefix) :],
                     size=item["Size"],
                     etag=item.get("ETag", "").strip('"'),
+                    modified=item["LastModified"].timestamp(),
                 )
 
     @contextmanager
@@ -240,9 +261,101 @@ def render_key_pattern(template: str, moment: datetime) -> str:
     return _FORMATTER.render(template, moment)
 
 
-def _literal_prefix(pattern: str) -> str:
+def literal_prefix(pattern: str) -> str:
+    """The part of a glob pattern (or key template) before its first wildcard or placeholder."""
     cut = min((i for i, ch in enumerate(pattern) if ch in "*?[{"), default=len(pattern))
     return pattern[:cut]
+
+
+#: What each time field of a key captures.
+_FIELD_REGEX = {
+    "year": r"\d{4}",
+    "month": r"\d{2}",
+    "day": r"\d{2}",
+    "hour": r"\d{2}",
+    "date": r"\d{4}-\d{2}-\d{2}",
+    "yday": r"\d{3}",
+    "minute": r"\d{2}",
+}
+
+
+class KeyPeriods:
+    """Maps an object key back to the period of its key template (the inverse of rendering).
+
+    The template's placeholders become capture groups of the regular expression that wcmatch
+    translates the template's glob into; a key's captured fields give a period start, which is
+    accepted only if the template rendered for that period matches the key again.
+
+    Args:
+        template: The key template, e.g. ``'dt={date}/*.csv'``.
+        timezone: The time zone the template's fields are in (the partitioning's).
+
+    Raises:
+        ValueError: the template uses a ``{start:...}`` directive that cannot be read back
+            (the spec rejects such templates for landing triggers).
+    """
+
+    def __init__(self, template: str, timezone: str) -> None:
+        self.template = template
+        self.tz = ZoneInfo(timezone)
+        glob_text: list[str] = []
+        self._fields: dict[str, str] = {}  # sentinel -> field name
+        for literal, field, spec, _ in string.Formatter().parse(template):
+            glob_text.append(literal)
+            if field is None:
+                continue
+            if field != "start":
+                glob_text.append(self._sentinel(field))
+                continue
+            directives = iter((spec or "").split("%"))
+            glob_text.append(next(directives))
+            for part in directives:
+                if not part or part[0] not in READABLE_STRFTIME:
+                    raise ValueError(f"{{start:{spec}}} cannot be read back from a key")
+                glob_text += [self._sentinel(READABLE_STRFTIME[part[0]]), part[1:]]
+        included, _ = glob.translate("".join(glob_text), flags=_GLOB_FLAGS)
+        self._regexes = []
+        for regex in included:
+            for sentinel, field in self._fields.items():
+                regex = regex.replace(sentinel, f"(?P<{sentinel}>{_FIELD_REGEX[field]})", 1)
+            self._regexes.append(re.compile(regex))
+
+    def _sentinel(self, field: str) -> str:
+        sentinel = f"IngestField{len(self._fields)}X"
+        self._fields[sentinel] = field
+        return sentinel
+
+    def period_of(self, key: str) -> datetime | None:
+        """The start of the template period ``key`` belongs to, or None if it does not match."""
+        for regex in self._regexes:
+            match = regex.match(key)
+            if match:
+                break
+        else:
+            return None
+        values: dict[str, int] = {}
+        for sentinel, field in self._fields.items():
+            text = match.group(sentinel)
+            if field == "date":
+                year, month, day = text.split("-")
+                values.update(year=int(year), month=int(month), day=int(day))
+            else:
+                values[field] = int(text)
+        try:
+            moment = datetime(
+                values.get("year", 1970),
+                values.get("month", 1),
+                values.get("day", 1),
+                values.get("hour", 0),
+                values.get("minute", 0),
+                tzinfo=self.tz,
+            )
+            if "yday" in values:
+                moment = moment.replace(month=1, day=1) + timedelta(days=values["yday"] - 1)
+        except ValueError:  # e.g. month 13: not a period of the template
+            return None
+        pattern = render_key_pattern(self.template, moment)
+        return moment if glob.globmatch(key, pattern, flags=_GLOB_FLAGS) else None
 
 
 def objects_for_window(
@@ -258,7 +371,7 @@ def objects_for_window(
     listings: dict[str, list[ObjectInfo]] = {}
     for period in window.periods(granularity):
         pattern = render_key_pattern(source.key_template, period)
-        prefix = _literal_prefix(pattern)
+        prefix = literal_prefix(pattern)
         if prefix not in listings:
             listings[prefix] = list(store.list(prefix))
         for info in listings[prefix]:

@@ -1,0 +1,1 @@
+"""Dagster triggers of the datasets: schedules, landing sensors, freshness and alerts."""

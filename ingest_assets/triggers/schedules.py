@@ -1,0 +1,75 @@
+"""Schedules: each tick of a dataset's schedule requests the partition that just closed."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from ingest_assets.components.assets import partitions_def
+from ingest_assets.spec import DatasetSpec, ScheduleTrigger
+
+
+def dataset_job(spec: DatasetSpec) -> Any:
+    """The job that loads one dataset (its asset and checks), at the dataset's priority."""
+    return dg.define_asset_job(
+        f"{spec.name}_job",
+        selection=[dg.AssetKey(spec.name)],
+        tags={"dagster/priority": str(spec.priority)},
+        description=f"Loads partitions of {spec.name}.",
+    )
+
+
+def dataset_schedule(spec: DatasetSpec, trigger: ScheduleTrigger) -> dg.ScheduleDefinition:
+    """The schedule of a dataset with ``trigger: {type: schedule}``.
+
+    Each tick loads the partition that just closed (its window ended ``delay`` ago), or with
+    ``cron`` the latest closed partition at each tick.
+    """
+    status = (
+        dg.DefaultScheduleStatus.RUNNING if trigger.running else dg.DefaultScheduleStatus.STOPPED
+    )
+    cadence = spec.partitioning.cadence
+    hours, minutes = trigger.hour_minute
+    # The delay after each partition boundary (weekly partitions start on Sunday).
+    cron = (
+        trigger.cron
+        or {
+            "hourly": f"{minutes} * * * *",
+            "daily": f"{minutes} {hours} * * *",
+            "weekly": f"{minutes} {hours} * * 0",
+            "monthly": f"{minutes} {hours} 1 * *",
+        }[cadence]
+    )
+    partitions = partitions_def(spec.partitioning)
+
+    @dg.schedule(
+        name=f"{spec.name}_schedule",
+        description=f"Loads each {cadence} partition of {spec.name} once it has closed.",
+        cron_schedule=cron,
+        execution_timezone=spec.partitioning.timezone,
+        job=dataset_job(spec),
+        default_status=status,
+    )
+    def _tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        moment = context.scheduled_execution_time or datetime.now(UTC)
+        key = latest_closed_partition(partitions, moment)
+        if key is None:
+            return dg.SkipReason(f"no partition of {spec.name} has closed yet")
+        return dg.RunRequest(
+            run_key=key, partition_key=key, tags={"dagster/priority": str(spec.priority)}
+        )
+
+    return _tick
+
+
+def latest_closed_partition(
+    partitions: dg.TimeWindowPartitionsDefinition, moment: datetime
+) -> str | None:
+    """The key of the last partition whose window ended at or before ``moment``."""
+    if moment.timestamp() < partitions.start.timestamp():
+        return None
+    current = partitions.get_partition_key_for_timestamp(moment.timestamp())
+    start = partitions.time_window_for_partition_key(current).start.timestamp()
+    if start - 1 < partitions.start.timestamp():
+        return None
+    return partitions.get_partition_key_for_timestamp(start - 1)
