@@ -600,6 +600,12 @@ class DestinationSpec(_Strict):
         return self.table.split(".")[-1]
 
 
+def _check_cron(value: str) -> str:
+    if len(value.split()) != 5:
+        raise ValueError(f"{value!r} is not a five-field cron expression such as '15 2 * * *'")
+    return value
+
+
 class ScheduleTrigger(_Strict):
     """Load each partition on a schedule, a fixed delay after its window closes."""
 
@@ -630,9 +636,7 @@ class ScheduleTrigger(_Strict):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and len(value.split()) != 5:
-            raise ValueError(f"{value!r} is not a five-field cron expression such as '15 2 * * *'")
-        return value
+        return None if value is None else _check_cron(value)
 
     @property
     def hour_minute(self) -> tuple[int, int]:
@@ -694,6 +698,67 @@ Trigger = Annotated[
 ]
 
 
+def _offset_minutes(value: str) -> int:
+    hours, _, minutes = value.partition(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class SlaSpec(_Strict):
+    """When each partition must have landed, counted from the moment its window closes."""
+
+    deadline: str = Field(
+        json_schema_extra={"pattern": r"^\d{1,3}:[0-5]\d$"},
+        description="How long after a partition closes it must have landed, as HH:MM; hours may "
+        "exceed 24 ('26:00': by 02:00 on the second day).",
+    )
+    warn_after: str | None = Field(
+        default=None,
+        json_schema_extra={"pattern": r"^\d{1,3}:[0-5]\d$"},
+        description="The early-warning point, as HH:MM after the partition closes (before the "
+        "deadline).",
+    )
+    check_cron: str = Field(
+        default="*/15 * * * *",
+        description="When the timeliness check runs (cron, in the partitioning's time zone).",
+    )
+    running: bool = Field(
+        default=False, description="Whether the check's schedule runs as soon as it is deployed."
+    )
+
+    @field_validator("deadline", "warn_after")
+    @classmethod
+    def _offset(cls, value: str | None) -> str | None:
+        if value is not None:
+            hours, _, minutes = value.partition(":")
+            if not (hours.isdigit() and minutes.isdigit() and int(minutes) < 60):
+                raise ValueError(f"{value!r} is not a duration as HH:MM such as '02:00'")
+        return value
+
+    @field_validator("check_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _check_cron(value)
+
+    @model_validator(mode="after")
+    def _order(self) -> SlaSpec:
+        warn = self.warn_minutes
+        if warn is not None and warn >= self.deadline_minutes:
+            raise ValueError(
+                f"warn_after {self.warn_after!r} must come before deadline {self.deadline!r}"
+            )
+        return self
+
+    @property
+    def deadline_minutes(self) -> int:
+        """The deadline in minutes after the partition closes."""
+        return _offset_minutes(self.deadline)
+
+    @property
+    def warn_minutes(self) -> int | None:
+        """The warning point in minutes after the partition closes, if any."""
+        return None if self.warn_after is None else _offset_minutes(self.warn_after)
+
+
 class RetrySpec(_Strict):
     """Retries of a failed load (a run step); only transient faults are retried."""
 
@@ -732,6 +797,11 @@ class DatasetSpec(_Strict):
         default=None,
         description="When partitions load in production: on a schedule, or as objects land "
         "(none: on demand).",
+    )
+    sla: SlaSpec | None = Field(
+        default=None,
+        description="When each partition must have landed: a freshness policy and a "
+        "timeliness check (pass, warn, fail) on its own schedule.",
     )
     retry: RetrySpec = Field(
         default_factory=lambda: RetrySpec(),

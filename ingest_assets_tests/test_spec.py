@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from ingest_assets import definitions
-from ingest_assets.components.assets import partitions_def
+from ingest_assets.components.partitions import partitions_def
 from ingest_assets.environment import PROJECT_ROOT
 from ingest_assets.spec import DatasetSpec, key_template_granularity
 from ingest_assets_tests.conftest import orders_spec
@@ -40,6 +40,10 @@ def test_demo_definitions_load_with_partitioned_assets_and_blocking_checks(data_
     assert set(orders.specs_by_key[dg.AssetKey("orders")].kinds) == {"file", "duckdb"}
     assert defs.resolve_schedule_def("orders_schedule").cron_schedule == "15 2 * * *"
     assert defs.resolve_schedule_def("customers_schedule").cron_schedule == "30 0 * * *"
+    assert defs.resolve_schedule_def("orders_timeliness_schedule").job_name == (
+        "orders_timeliness_job"
+    )
+    assert defs.resolve_sensor_def("page_views_landing_sensor").job_name == "page_views_job"
     customers = defs.resolve_assets_def("customers")
     assert {(c.name, c.blocking) for c in customers.check_specs} == {
         ("schema", True),

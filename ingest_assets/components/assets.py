@@ -8,6 +8,7 @@ import dagster as dg
 import pyarrow as pa
 from dagster_aws.s3 import S3Resource
 
+from ingest_assets.components.partitions import partitions_def
 from ingest_assets.destinations.duckdb import DuckDBWarehouse
 from ingest_assets.engine import LoadReport, load_window
 from ingest_assets.environment import data_dir
@@ -23,26 +24,12 @@ from ingest_assets.sources.object_store import (
 )
 from ingest_assets.sources.rest import RestReader
 from ingest_assets.sources.sql import SqlReader
-from ingest_assets.spec import DatasetSpec, ObjectStoreSource, Partitioning, RestSource, SqlSource
+from ingest_assets.spec import DatasetSpec, ObjectStoreSource, RestSource, SqlSource
+from ingest_assets.triggers.freshness import freshness_policy
 from ingest_assets.windows import Window
 
 SCHEMA_CHECK = "schema"
 RECONCILIATION_CHECK = "reconciliation"
-_PARTITIONS = {
-    "hourly": dg.HourlyPartitionsDefinition,
-    "daily": dg.DailyPartitionsDefinition,
-    "weekly": dg.WeeklyPartitionsDefinition,
-    "monthly": dg.MonthlyPartitionsDefinition,
-}
-
-
-def partitions_def(partitioning: Partitioning) -> dg.TimeWindowPartitionsDefinition:
-    """The Dagster partitions of a dataset's partitioning."""
-    return _PARTITIONS[partitioning.cadence](
-        start_date=partitioning.start_datetime,
-        timezone=partitioning.timezone,
-        end_offset=partitioning.end_offset,
-    )
 
 
 def table_schema(schema: pa.Schema, spec: DatasetSpec) -> dg.TableSchema:
@@ -357,6 +344,7 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
                 },
                 tags={"ingest/source": source_kind(spec)},
                 skippable=True,
+                freshness_policy=freshness_policy(spec),
             )
         ],
         check_specs=check_specs,

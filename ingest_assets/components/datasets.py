@@ -10,6 +10,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.spec import DatasetSpec, LandingTrigger, ScheduleTrigger
+from ingest_assets.triggers.freshness import timeliness_check, timeliness_schedule
 from ingest_assets.triggers.landing import landing_sensor
 from ingest_assets.triggers.schedules import dataset_schedule
 
@@ -100,13 +101,18 @@ class IngestDatasets(dg.Component):
         origin = str((context.path / "defs.yaml").relative_to(context.project_root))
         schedules: list[dg.ScheduleDefinition] = []
         sensors: list[dg.SensorDefinition] = []
+        checks: list[dg.AssetChecksDefinition] = []
         for spec in self.datasets:
             if isinstance(spec.trigger, ScheduleTrigger):
                 schedules.append(dataset_schedule(spec, spec.trigger))
             elif isinstance(spec.trigger, LandingTrigger):
                 sensors.append(landing_sensor(spec, spec.trigger))
+            if spec.sla is not None:
+                checks.append(timeliness_check(spec))
+                schedules.append(timeliness_schedule(spec))
         return dg.Definitions(
             assets=[dataset_asset(spec, origin=origin) for spec in self.datasets],
+            asset_checks=checks,
             schedules=schedules,
             sensors=sensors,
         )

@@ -5,7 +5,11 @@ from typing import Any
 
 import dagster as dg
 
-from ingest_assets.components.assets import partitions_def
+from ingest_assets.components.partitions import (
+    cron_after_close,
+    latest_closed_partition,
+    partitions_def,
+)
 from ingest_assets.spec import DatasetSpec, ScheduleTrigger
 
 
@@ -30,16 +34,7 @@ def dataset_schedule(spec: DatasetSpec, trigger: ScheduleTrigger) -> dg.Schedule
     )
     cadence = spec.partitioning.cadence
     hours, minutes = trigger.hour_minute
-    # The delay after each partition boundary (weekly partitions start on Sunday).
-    cron = (
-        trigger.cron
-        or {
-            "hourly": f"{minutes} * * * *",
-            "daily": f"{minutes} {hours} * * *",
-            "weekly": f"{minutes} {hours} * * 0",
-            "monthly": f"{minutes} {hours} 1 * *",
-        }[cadence]
-    )
+    cron = trigger.cron or cron_after_close(cadence, hours * 60 + minutes)
     partitions = partitions_def(spec.partitioning)
 
     @dg.schedule(
@@ -60,16 +55,3 @@ def dataset_schedule(spec: DatasetSpec, trigger: ScheduleTrigger) -> dg.Schedule
         )
 
     return _tick
-
-
-def latest_closed_partition(
-    partitions: dg.TimeWindowPartitionsDefinition, moment: datetime
-) -> str | None:
-    """The key of the last partition whose window ended at or before ``moment``."""
-    if moment.timestamp() < partitions.start.timestamp():
-        return None
-    current = partitions.get_partition_key_for_timestamp(moment.timestamp())
-    start = partitions.time_window_for_partition_key(current).start.timestamp()
-    if start - 1 < partitions.start.timestamp():
-        return None
-    return partitions.get_partition_key_for_timestamp(start - 1)
