@@ -7,12 +7,18 @@ from pathlib import Path
 import dagster as dg
 
 from ingest_assets.environment import resources
+from ingest_assets.triggers.alerts import run_failure_alerts
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """Load the datasets and bind the environment's resources; runs execute in process."""
+    """Load the datasets, bind the environment's resources, alert on failed runs.
+
+    Runs execute in process (one process per run, steps in it).
+    """
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(resources=resources(), executor=dg.in_process_executor),
+        dg.Definitions(
+            resources=resources(), sensors=[run_failure_alerts], executor=dg.in_process_executor
+        ),
     )

@@ -10,6 +10,9 @@ Variables:
     INGEST_S3_ENDPOINT_URL: an S3-compatible endpoint such as MinIO (default: AWS).
     AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN: the S3 client's
         region and credentials (default: boto3's own chain).
+    INGEST_ALERT_WEBHOOK_URL: where alerts are posted as JSON (default: no webhook).
+    INGEST_SLACK_TOKEN, INGEST_SLACK_CHANNEL: a Slack bot token and channel for alerts.
+    INGEST_UI_URL: the Dagster UI's address, for links in alerts (``http://127.0.0.1:3000``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
+from dagster_slack import SlackResource
+
+from ingest_assets.resources.notifier import Notifier
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,8 +58,23 @@ def s3_resource() -> S3Resource:
     return S3Resource(**{key: value for key, value in settings.items() if value is not None})
 
 
+def notifier() -> Notifier:
+    """Where alerts go: a JSON webhook and/or Slack, as configured; nowhere by default."""
+    slack = _env("INGEST_SLACK_TOKEN")
+    return Notifier(
+        webhook_url=_env("INGEST_ALERT_WEBHOOK_URL"),
+        slack=SlackResource(token=slack) if slack else None,
+        slack_channel=os.environ.get("INGEST_SLACK_CHANNEL"),
+        ui_url=os.environ.get("INGEST_UI_URL") or "http://127.0.0.1:3000",
+    )
+
+
 def resources() -> dict[str, Any]:
     """The resources every dataset may need, keyed as the assets require them."""
     path = duckdb_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return {"duckdb": DuckDBResource(database=str(path)), "s3": s3_resource()}
+    return {
+        "duckdb": DuckDBResource(database=str(path)),
+        "s3": s3_resource(),
+        "notifier": notifier(),
+    }

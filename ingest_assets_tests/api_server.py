@@ -47,7 +47,7 @@ class ApiState:
     secret: str = "s3cr3t-token-value"
     token_lifetime: float = 3600.0
     fail_rate: float = 0.0  # share of answers that are HTTP 500
-    fail_first: int = 0  # the first N answers are HTTP 503
+    fail_first: int = 0  # the first N answers are HTTP 500
     retry_after: list[str] = field(default_factory=list)  # 429 answers to give first, in order
     slow_seconds: float = 0.0
     malformed_page: int | None = None

@@ -222,7 +222,7 @@ def test_permanently_failing_page_fails_with_url_and_status_and_keeps_previous_r
         DAY, 120
     )
     message = step_failure(load(spec, data_dir))
-    assert "page=2" in message and "HTTP 503" in message and "(after 2 attempts)" in message
+    assert "page=2" in message and "HTTP 503" in message and "(after 2 attempt(s))" in message
     assert loaded_ids(data_dir) == EXPECTED, "no partial rows may be loaded"
 
 

@@ -13,9 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from ingest_assets import definitions
-from ingest_assets.components.partitions import partitions_def
 from ingest_assets.environment import PROJECT_ROOT
 from ingest_assets.spec import DatasetSpec, key_template_granularity
+from ingest_assets.triggers.partitions import partitions_def
 from ingest_assets_tests.conftest import orders_spec
 
 DG = str(Path(sys.executable).parent / "dg")

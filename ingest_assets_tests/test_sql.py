@@ -308,7 +308,7 @@ def test_unreachable_server_is_retried_then_reported(
         ORDER_COLUMNS,
     )  # fmt: skip
     message = step_failure(run(spec, "2026-10-02", data_dir))
-    assert f"127.0.0.1:{port}: cannot connect" in message and "(after 2 attempts)" in message
+    assert f"127.0.0.1:{port}: cannot connect" in message and "(after 2 attempt(s))" in message
     assert "secret-x" not in message
 
 

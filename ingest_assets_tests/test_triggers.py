@@ -94,7 +94,7 @@ def test_transient_failures_are_retried_until_the_third_try_succeeds(tmp_path: P
 
     with api_server(free_port()) as (base, state):
         state.records = make_records("2026-10-02", 20)
-        state.fail_first = 2  # the first two tries meet a 503
+        state.fail_first = 2  # the first two tries meet an HTTP 500
         spec = _rest_spec(base)
         result = dg.materialize(
             [dataset_asset(spec, origin="test")],

@@ -8,7 +8,6 @@ import dagster as dg
 import pyarrow as pa
 from dagster_aws.s3 import S3Resource
 
-from ingest_assets.components.partitions import partitions_def
 from ingest_assets.destinations.duckdb import DuckDBWarehouse
 from ingest_assets.engine import LoadReport, load_window
 from ingest_assets.environment import data_dir
@@ -26,6 +25,7 @@ from ingest_assets.sources.rest import RestReader
 from ingest_assets.sources.sql import SqlReader
 from ingest_assets.spec import DatasetSpec, ObjectStoreSource, RestSource, SqlSource
 from ingest_assets.triggers.freshness import freshness_policy
+from ingest_assets.triggers.partitions import partitions_def
 from ingest_assets.windows import Window
 
 SCHEMA_CHECK = "schema"

@@ -10,6 +10,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.spec import DatasetSpec, LandingTrigger, ScheduleTrigger
+from ingest_assets.triggers.alerts import sla_alert_sensor
 from ingest_assets.triggers.freshness import timeliness_check, timeliness_schedule
 from ingest_assets.triggers.landing import landing_sensor
 from ingest_assets.triggers.schedules import dataset_schedule
@@ -110,6 +111,7 @@ class IngestDatasets(dg.Component):
             if spec.sla is not None:
                 checks.append(timeliness_check(spec))
                 schedules.append(timeliness_schedule(spec))
+                sensors.append(sla_alert_sensor(spec))
         return dg.Definitions(
             assets=[dataset_asset(spec, origin=origin) for spec in self.datasets],
             asset_checks=checks,

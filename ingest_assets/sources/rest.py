@@ -367,7 +367,7 @@ class RestReader:
         except _Retryable as exc:
             raise SourceError(
                 f"Dataset '{self.dataset}': {self._redact(str(exc))} (after {retry.attempts} "
-                "attempts). Nothing was written; the window keeps its previous rows.",
+                "attempt(s)). Nothing was written; the window keeps its previous rows.",
                 fix="Check the API's status; the load is safe to retry.",
                 transient=True,
             ) from None

@@ -217,7 +217,7 @@ class SqlReader:
             cause = exc.__cause__
             assert isinstance(cause, SourceError)
             raise SourceError(
-                cause.message + f" (after {retry.attempts} attempts)",
+                cause.message + f" (after {retry.attempts} attempt(s))",
                 fix=cause.fix,
                 transient=True,
             ) from None

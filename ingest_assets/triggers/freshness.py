@@ -12,13 +12,13 @@ from typing import Any
 
 import dagster as dg
 
-from ingest_assets.components.partitions import (
+from ingest_assets.sla import Timeliness, judge
+from ingest_assets.spec import DatasetSpec, SlaSpec
+from ingest_assets.triggers.partitions import (
     cron_after_close,
     latest_closed_partition,
     partitions_def,
 )
-from ingest_assets.sla import Timeliness, judge
-from ingest_assets.spec import DatasetSpec, SlaSpec
 
 TIMELINESS_CHECK = "timeliness"
 _MAX_JUDGED = 200  # partitions looked at, at most (hourly data with a week-long deadline)

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ingest_assets.components.assets import open_store
-from ingest_assets.components.partitions import partitions_def
 from ingest_assets.sources.landing import LandingCursor, LandingScan, scan_landing
 from ingest_assets.sources.object_store import (
     KeyPeriods,
@@ -15,6 +14,7 @@ from ingest_assets.sources.object_store import (
     store_errors,
 )
 from ingest_assets.spec import DatasetSpec, LandingTrigger, ObjectStoreSource
+from ingest_assets.triggers.partitions import partitions_def
 from ingest_assets.triggers.schedules import dataset_job
 
 

@@ -5,12 +5,12 @@ from typing import Any
 
 import dagster as dg
 
-from ingest_assets.components.partitions import (
+from ingest_assets.spec import DatasetSpec, ScheduleTrigger
+from ingest_assets.triggers.partitions import (
     cron_after_close,
     latest_closed_partition,
     partitions_def,
 )
-from ingest_assets.spec import DatasetSpec, ScheduleTrigger
 
 
 def dataset_job(spec: DatasetSpec) -> Any:

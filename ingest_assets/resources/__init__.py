@@ -1,0 +1,1 @@
+"""Dagster resources of the project (DuckDB and S3 come from dagster-duckdb and dagster-aws)."""
