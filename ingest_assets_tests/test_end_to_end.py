@@ -4,17 +4,19 @@ loads the demo files into DuckDB."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 import requests
 
@@ -94,9 +96,20 @@ class Dagster:
 def dagster_dev(tmp_path: Path) -> Iterator[Dagster]:
     """``dg dev`` (webserver and daemon) on a free loopback port, with the project's workspace and
     instance files."""
+    with run_dagster_dev(tmp_path) as server:
+        yield server
+
+
+@contextmanager
+def run_dagster_dev(tmp_path: Path, **instance_changes: str) -> Iterator[Dagster]:
+    """Start ``dg dev`` with the project's dagster.yaml, with lines replaced as given."""
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    settings = (PROJECT_ROOT / "dagster.yaml").read_text()
+    for old, new in instance_changes.items():
+        assert old in settings
+        settings = settings.replace(old, new)
+    (home / "dagster.yaml").write_text(settings)
     data = tmp_path / "data"
     seed_demo(data, until=date(2026, 11, 4))
     port = free_port()
@@ -185,3 +198,110 @@ def test_backfill_of_three_partitions_through_graphql_lands_rows_in_duckdb(
         ).fetchone()
     customers = query(data, "SELECT count(*), count(DISTINCT id) FROM raw.customers")
     assert customers == [(expected, expected)] and expected > 250
+
+
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+
+
+def test_queued_runs_launch_in_priority_order_and_pool_limits_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two run slots, one slot per source pool. Two runs take the slots; three runs of one
+    dataset queue behind them with priorities 0, 10 and 5: they are dequeued 10, 5, 0, and no
+    two loads from the local files source (pool ingest_files) ever run at the same time."""
+    changes = {
+        "max_concurrent_runs: 3": "max_concurrent_runs: 2",
+        "default_limit: 2": "default_limit: 1",
+    }
+    with run_dagster_dev(tmp_path, **changes) as dagster:
+
+        def launch(job: str, partition: str, priority: int) -> str:
+            tags = [
+                {"key": "dagster/partition", "value": partition},
+                {"key": "dagster/priority", "value": str(priority)},
+            ]
+            result = dagster.graphql(
+                LAUNCH_RUN,
+                {
+                    "params": {
+                        "selector": {
+                            "repositoryLocationName": "ingest_assets",
+                            "repositoryName": "__repository__",
+                            "jobName": job,
+                        },
+                        "executionMetadata": {"tags": tags},
+                        "runConfigData": {},
+                    }
+                },
+            )["launchRun"]
+            assert result["__typename"] == "LaunchRunSuccess", result
+            return result["run"]["runId"]
+
+        launch("customers_job", "2026-11-01", 0)  # pool ingest_sql_demo_app_db_url
+        launch("page_views_job", "2026-11-01", 0)  # pool ingest_files
+        by_priority = {
+            p: launch("orders_job", f"2026-11-0{i + 2}", p) for i, p in enumerate([0, 10, 5])
+        }
+
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            runs = dagster.graphql(RUNS)["runsOrError"]["results"]
+            if len(runs) == 5 and all(r["status"] in ("SUCCESS", "FAILURE") for r in runs):
+                break
+            time.sleep(2)
+        assert {r["status"] for r in runs} == {"SUCCESS"}, (runs, dagster.log.read_text()[-3000:])
+
+    monkeypatch.chdir(tmp_path / "home")  # dagster.yaml's storage paths are relative to it
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "home"))
+    try:
+        runs = sorted(
+            instance.get_runs(),
+            key=lambda run: _event_time(instance, run.run_id, dg.DagsterEventType.RUN_ENQUEUED),
+        )
+        started = sorted(
+            runs,
+            key=lambda run: _event_time(instance, run.run_id, dg.DagsterEventType.RUN_STARTING),
+        )
+        # Launched by priority, and in submission order within a priority.
+        expected = sorted(runs, key=lambda run: -int(run.tags["dagster/priority"]))
+        assert [r.run_id for r in started] == [r.run_id for r in expected]
+        assert [by_priority[p] for p in (10, 5)] == [r.run_id for r in started[:2]]
+
+        pool = instance.event_log_storage.get_concurrency_info("ingest_files")
+        assert (pool.slot_count, pool.using_default_limit) == (1, True)
+        windows = sorted(
+            (
+                _event_time(instance, run.run_id, dg.DagsterEventType.STEP_START, step),
+                _event_time(instance, run.run_id, dg.DagsterEventType.STEP_SUCCESS, step),
+            )
+            for run in runs
+            for step in ("orders", "page_views")
+            if run.job_name == f"{step}_job"
+        )
+        assert len(windows) == 4
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in pairwise(windows))
+    finally:
+        instance.dispose()
+
+
+def _event_time(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    event_type: dg.DagsterEventType,
+    step: str | None = None,
+) -> float:
+    (entry,) = [
+        e
+        for e in instance.all_logs(run_id, of_type=event_type)
+        if step is None or e.step_key == step
+    ]
+    return entry.timestamp
