@@ -27,6 +27,8 @@ from dagster_duckdb import DuckDBResource
 from dagster_slack import SlackResource
 
 from ingest_assets.resources.notifier import Notifier
+from ingest_assets.sources.object_store import LocalStore, ObjectStore, S3Store, split_s3_location
+from ingest_assets.spec import ObjectStoreSource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,3 +80,15 @@ def resources() -> dict[str, Any]:
         "s3": s3_resource(),
         "notifier": notifier(),
     }
+
+
+def open_store(source: ObjectStoreSource, resources: Any) -> ObjectStore:
+    """The object store of a source: S3 through its S3Resource, or a local folder."""
+    if source.is_s3:
+        bucket, prefix = split_s3_location(source.location)
+        # Through ``context.resources`` an S3Resource is already its boto3 client.
+        resource = getattr(resources, source.resource)
+        client = resource.get_client() if isinstance(resource, S3Resource) else resource
+        return S3Store(client, bucket, prefix)
+    root = Path(source.location)
+    return LocalStore(root if root.is_absolute() else data_dir() / root)

@@ -6,19 +6,15 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from dagster_aws.s3 import S3Resource
 
 from ingest_assets.destinations.duckdb import DuckDBWarehouse
 from ingest_assets.engine import LoadReport, load_window
-from ingest_assets.environment import data_dir
+from ingest_assets.environment import open_store
 from ingest_assets.errors import IngestError, SourceError, ValidationFailed
 from ingest_assets.quality.schema import BatchValidator, build_schema
 from ingest_assets.sources.base import SourceReader
 from ingest_assets.sources.object_store import (
-    LocalStore,
-    ObjectStore,
     ObjectStoreReader,
-    S3Store,
     split_s3_location,
 )
 from ingest_assets.sources.rest import RestReader
@@ -68,18 +64,6 @@ def open_reader(spec: DatasetSpec, resources: Any) -> SourceReader:
     if isinstance(source, RestSource):
         return RestReader(source, dataset=spec.name)
     return ObjectStoreReader(open_store(source, resources), source, dataset=spec.name)
-
-
-def open_store(source: ObjectStoreSource, resources: Any) -> ObjectStore:
-    """The object store of a source: S3 through its S3Resource, or a local folder."""
-    if source.is_s3:
-        bucket, prefix = split_s3_location(source.location)
-        # Through ``context.resources`` an S3Resource is already its boto3 client.
-        resource = getattr(resources, source.resource)
-        client = resource.get_client() if isinstance(resource, S3Resource) else resource
-        return S3Store(client, bucket, prefix)
-    root = Path(source.location)
-    return LocalStore(root if root.is_absolute() else data_dir() / root)
 
 
 def source_kind(spec: DatasetSpec) -> str:

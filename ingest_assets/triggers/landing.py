@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ingest_assets.components.assets import open_store
+from ingest_assets.environment import open_store
 from ingest_assets.sources.landing import LandingCursor, LandingScan, scan_landing
 from ingest_assets.sources.object_store import (
     KeyPeriods,
