@@ -600,6 +600,21 @@ class DestinationSpec(_Strict):
         return self.table.split(".")[-1]
 
 
+def _hh_mm(value: str) -> tuple[int, int] | None:
+    """Parse 'HH:MM' (any number of hours, minutes under 60), or None if it is not that."""
+    hours, _, minutes = value.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(minutes) < 60):
+        return None
+    return int(hours), int(minutes)
+
+
+def _minutes(value: str) -> int:
+    """A validated 'HH:MM' as minutes."""
+    parsed = _hh_mm(value)
+    assert parsed is not None
+    return parsed[0] * 60 + parsed[1]
+
+
 def _check_cron(value: str) -> str:
     if len(value.split()) != 5:
         raise ValueError(f"{value!r} is not a five-field cron expression such as '15 2 * * *'")
@@ -628,8 +643,8 @@ class ScheduleTrigger(_Strict):
     @field_validator("delay")
     @classmethod
     def _delay(cls, value: str) -> str:
-        hours, _, minutes = value.partition(":")
-        if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+        parsed = _hh_mm(value)
+        if parsed is None or parsed[0] >= 24:
             raise ValueError(f"{value!r} is not a time of day such as '02:15'")
         return value
 
@@ -639,10 +654,9 @@ class ScheduleTrigger(_Strict):
         return None if value is None else _check_cron(value)
 
     @property
-    def hour_minute(self) -> tuple[int, int]:
-        """The delay as (hours, minutes)."""
-        hours, _, minutes = self.delay.partition(":")
-        return int(hours), int(minutes)
+    def delay_minutes(self) -> int:
+        """The delay in minutes."""
+        return _minutes(self.delay)
 
 
 class LandingTrigger(_Strict):
@@ -698,11 +712,6 @@ Trigger = Annotated[
 ]
 
 
-def _offset_minutes(value: str) -> int:
-    hours, _, minutes = value.partition(":")
-    return int(hours) * 60 + int(minutes)
-
-
 class SlaSpec(_Strict):
     """When each partition must have landed, counted from the moment its window closes."""
 
@@ -728,10 +737,8 @@ class SlaSpec(_Strict):
     @field_validator("deadline", "warn_after")
     @classmethod
     def _offset(cls, value: str | None) -> str | None:
-        if value is not None:
-            hours, _, minutes = value.partition(":")
-            if not (hours.isdigit() and minutes.isdigit() and int(minutes) < 60):
-                raise ValueError(f"{value!r} is not a duration as HH:MM such as '02:00'")
+        if value is not None and _hh_mm(value) is None:
+            raise ValueError(f"{value!r} is not a duration as HH:MM such as '02:00'")
         return value
 
     @field_validator("check_cron")
@@ -751,12 +758,12 @@ class SlaSpec(_Strict):
     @property
     def deadline_minutes(self) -> int:
         """The deadline in minutes after the partition closes."""
-        return _offset_minutes(self.deadline)
+        return _minutes(self.deadline)
 
     @property
     def warn_minutes(self) -> int | None:
         """The warning point in minutes after the partition closes, if any."""
-        return None if self.warn_after is None else _offset_minutes(self.warn_after)
+        return None if self.warn_after is None else _minutes(self.warn_after)
 
 
 class RetrySpec(_Strict):
@@ -845,7 +852,7 @@ class DatasetSpec(_Strict):
         if (
             isinstance(trigger, ScheduleTrigger)
             and self.partitioning.cadence == "hourly"
-            and trigger.hour_minute[0]
+            and trigger.delay_minutes >= 60
         ):
             raise ValueError("trigger.delay of an hourly dataset must be under an hour ('00:MM')")
         if isinstance(trigger, LandingTrigger):

@@ -33,8 +33,7 @@ def dataset_schedule(spec: DatasetSpec, trigger: ScheduleTrigger) -> dg.Schedule
         dg.DefaultScheduleStatus.RUNNING if trigger.running else dg.DefaultScheduleStatus.STOPPED
     )
     cadence = spec.partitioning.cadence
-    hours, minutes = trigger.hour_minute
-    cron = trigger.cron or cron_after_close(cadence, hours * 60 + minutes)
+    cron = trigger.cron or cron_after_close(cadence, trigger.delay_minutes)
     partitions = partitions_def(spec.partitioning)
 
     @dg.schedule(
