@@ -8,22 +8,48 @@ the tests and the benchmarks.
 from __future__ import annotations
 
 import logging
-import resource
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest_assets.destinations.duckdb import WINDOW_COLUMN, DuckDBWarehouse, quote
-from ingest_assets.errors import ValidationFailed
-from ingest_assets.quality.schema import BatchValidator, Failure, ValidationSummary, build_schema
+from ingest_assets.audit import AuditRecord
+from ingest_assets.destinations.duckdb import (
+    WINDOW_COLUMN,
+    DuckDBWarehouse,
+    quarantine_table,
+    quote,
+)
+from ingest_assets.errors import ConfigError, IngestError, ValidationFailed
+from ingest_assets.memory import PeakMemory
+from ingest_assets.quality.checks import (
+    DRIFT,
+    KEY_UNIQUE,
+    MASKING,
+    SCHEMA,
+    VOLUME,
+    CheckOutcome,
+    drift_outcome,
+    key_outcome,
+    masking_outcome,
+    schema_outcome,
+    volume_outcome,
+)
+from ingest_assets.quality.schema import (
+    ARROW_TYPES,
+    BatchValidator,
+    Failure,
+    Validated,
+    ValidationSummary,
+)
 from ingest_assets.sources.base import SourceReader
 from ingest_assets.spec import DatasetSpec
 from ingest_assets.windows import Window
@@ -43,12 +69,16 @@ class LoadReport:
         objects: URIs of the objects read, in order.
         bytes_read: Total size of those objects.
         rows_read: Rows parsed from the objects.
-        rows_written: Rows inserted into the destination (0 when validation failed).
-        validation: Failures found, per column and rule.
+        rows_written: Rows inserted into the destination (0 when the load failed).
+        rows_deduplicated: Duplicate rows dropped by the dataset's dedup rule.
+        validation: Failures found, per column and rule, and the source's drift.
+        checks: The partition's quality checks, by name.
+        checksum: Order-independent checksum of the rows loaded (None when nothing loaded).
         schema: Arrow schema of the loaded columns.
         timings: Seconds spent per phase ('list', 'read_validate', 'unique', 'write').
         cpu_seconds: CPU time of the load (user + system).
-        peak_rss_bytes: Peak resident memory of the process so far.
+        peak_rss_bytes: Peak resident memory of the process during the load.
+        load_id: The load's id in the audit table.
     """
 
     dataset: str
@@ -58,11 +88,20 @@ class LoadReport:
     bytes_read: int = 0
     rows_read: int = 0
     rows_written: int = 0
+    rows_deduplicated: int = 0
     validation: ValidationSummary = field(default_factory=ValidationSummary)
+    checks: dict[str, CheckOutcome] = field(default_factory=dict)
+    checksum: str | None = None
     schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
     timings: dict[str, float] = field(default_factory=dict)
     cpu_seconds: float = 0.0
     peak_rss_bytes: int = 0
+    load_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def rows_rejected(self) -> int:
+        """Rows quarantined by warn rules."""
+        return self.validation.rows_rejected
 
     @property
     def duration_seconds(self) -> float:
@@ -78,6 +117,28 @@ class LoadReport:
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
 
+    def audit(self, *, run_id: str, partition: str, started_at: datetime) -> AuditRecord:
+        """The load's audit row as it stands (status success, not ended)."""
+        return AuditRecord(
+            load_id=self.load_id,
+            run_id=run_id,
+            dataset=self.dataset,
+            partition=partition,
+            window_start=self.window.start,
+            window_end=self.window.end,
+            table_name=self.table,
+            started_at=started_at,
+            rows_read=self.rows_read,
+            rows_written=self.rows_written,
+            rows_rejected=self.rows_rejected,
+            rows_deduplicated=self.rows_deduplicated,
+            objects_read=len(self.objects),
+            bytes_read=self.bytes_read,
+            checksum=self.checksum,
+            cpu_seconds=round(self.cpu_seconds, 3),
+            peak_rss_bytes=self.peak_rss_bytes,
+        )
+
 
 def load_window(
     spec: DatasetSpec,
@@ -86,9 +147,14 @@ def load_window(
     warehouse: DuckDBWarehouse | None,
     *,
     run_id: str,
+    partition: str | None = None,
+    salt: str | None = None,
     log: logging.Logger | None = None,
 ) -> LoadReport:
     """Load one window of a dataset from its source into the warehouse.
+
+    Every load with a warehouse leaves exactly one row in the audit table, whether it succeeds
+    or fails.
 
     Args:
         spec: The dataset.
@@ -97,102 +163,352 @@ def load_window(
         reader: The dataset's source, opened (:class:`ObjectStoreReader`, :class:`SqlReader`).
         warehouse: The destination; None validates the window without writing it (a dry run).
         run_id: Identifies the run in the loaded rows.
+        partition: The partition key, for the audit row (default: the window as text).
+        salt: The salt of hash masking (required when a column is masked with ``hash``).
         log: Where progress goes (the Dagster run log in assets).
 
     Returns:
-        What was read, validated and written.
+        What was read, validated and written, and the partition's checks.
 
     Raises:
         SourceError: the source is unreachable, or its data missing or unreadable; nothing was
             written.
-        ValidationFailed: rows broke the schema; nothing was written. Carries the report.
+        ValidationFailed: rows broke error rules, too many broke warn rules, or another check
+            blocks the load; nothing was written. Carries the report.
         DestinationError: the write failed; the previous rows are intact.
     """
-    log = log or _log
+    started_at = datetime.now(UTC)
     cpu_started = time.process_time()
-    validator = BatchValidator(build_schema(spec.table_schema))
-    report = LoadReport(spec.name, window, spec.destination.table, schema=validator.arrow_schema)
+    peak = PeakMemory()
+    report = LoadReport(spec.name, window, spec.destination.table)
+    try:
+        _load(
+            spec,
+            window,
+            reader,
+            warehouse,
+            report,
+            run_id=run_id,
+            salt=salt,
+            partition=partition or str(window),
+            started_at=started_at,
+            log=log or _log,
+            cpu_started=cpu_started,
+            peak=peak,
+        )
+    except Exception as exc:
+        report.cpu_seconds = time.process_time() - cpu_started
+        report.peak_rss_bytes = peak.read()
+        if warehouse is not None:
+            record = report.audit(
+                run_id=run_id, partition=partition or str(window), started_at=started_at
+            )
+            record.status, record.rows_written, record.checksum = "failed", 0, None
+            record.error = (
+                str(exc)
+                if isinstance(exc, IngestError)
+                else (f"unexpected {type(exc).__name__}: {exc}")
+            )
+            try:
+                warehouse.record_load(record)
+            except Exception as audit_exc:  # never hide the load's own error
+                (log or _log).warning(
+                    "%s: the audit row could not be written: %s", spec.name, audit_exc
+                )
+        raise
+    return report
+
+
+def record_failure(
+    warehouse: DuckDBWarehouse,
+    spec: DatasetSpec,
+    window: Window,
+    *,
+    run_id: str,
+    partition: str,
+    error: Exception,
+) -> None:
+    """Append the audit row of a load that failed before it could start reading.
+
+    (A load that :func:`load_window` began records its own row.)
+    """
+    now = datetime.now(UTC)
+    report = LoadReport(spec.name, window, spec.destination.table)
+    record = report.audit(run_id=run_id, partition=partition, started_at=now)
+    record.status, record.error = "failed", str(error)
+    try:
+        warehouse.record_load(record)
+    except Exception as exc:  # never hide the load's own error
+        _log.warning("%s: the audit row could not be written: %s", spec.name, exc)
+
+
+def _load(
+    spec: DatasetSpec,
+    window: Window,
+    reader: SourceReader,
+    warehouse: DuckDBWarehouse | None,
+    report: LoadReport,
+    *,
+    run_id: str,
+    salt: str | None,
+    partition: str,
+    started_at: datetime,
+    log: logging.Logger,
+    cpu_started: float,
+    peak: PeakMemory,
+) -> None:
+    declared = spec.table_schema.columns or {}
+    if any(column.mask == "hash" for column in declared.values()) and not salt:
+        raise ConfigError(
+            f"Dataset '{spec.name}': columns are masked with hash, but the salt variable "
+            f"{spec.quality.salt_env} is not set.",
+            fix=f"Set {spec.quality.salt_env} for the code location (a long random secret; keep "
+            "it stable, or hashed values stop matching earlier loads).",
+        )
+    validator = BatchValidator(spec.table_schema, spec.quality, salt=salt)
+    report.schema = validator.arrow_schema
+    masking = masking_outcome(declared, spec.quality)
     with report.phase("list"):
         plan = reader.plan(window)
     report.objects, report.bytes_read = plan.origins, plan.bytes
-    log.info("%s %s: reading %s (%d bytes)", spec.name, window, ", ".join(plan.origins[:3])
-             + (f" and {len(plan.origins) - 3} more" if len(plan.origins) > 3 else ""),
-             report.bytes_read)  # fmt: skip
-    arrow_types = dict(zip(validator.arrow_schema.names, validator.arrow_schema.types, strict=True))
+    log.info(
+        "%s %s: reading %s (%d bytes)",
+        spec.name,
+        window,
+        ", ".join(plan.origins[:3])
+        + (f" and {len(plan.origins) - 3} more" if len(plan.origins) > 3 else ""),
+        report.bytes_read,
+    )
+    arrow_types = {
+        name: ARROW_TYPES[logical] for name, logical in validator.logical.items() if logical
+    }
     with tempfile.TemporaryDirectory(prefix="ingest_assets-") as tmp:
-        staged = Path(tmp) / "window.parquet"
-        staged_schema = validator.arrow_schema.append(
-            pa.field(WINDOW_COLUMN, pa.timestamp("us", tz="UTC"))
-        ).append(pa.field(OBJECT_COLUMN, pa.string()))
-        with (
-            report.phase("read_validate"),
-            pq.ParquetWriter(staged, staged_schema) as writer,
-        ):
+        stage = Stage(Path(tmp), validator.arrow_schema, validator.rejected_schema)
+        with report.phase("read_validate"), stage:
             for chunk in reader.read(window, arrow_types):
                 report.rows_read += chunk.batch.num_rows
-                good = validator.validate(
+                validated = validator.validate(
                     chunk.batch,
                     object_uri=chunk.origin,
                     first_row=chunk.first_row,
                     summary=report.validation,
                 )
-                if good is not None:
-                    rows = good.num_rows
-                    period = pa.scalar(chunk.period_start.astimezone(UTC), staged_schema.field(
-                        WINDOW_COLUMN).type)  # fmt: skip
-                    writer.write_batch(
-                        good.append_column(WINDOW_COLUMN, pa.repeat(period, rows)).append_column(
-                            OBJECT_COLUMN, pa.repeat(pa.scalar(chunk.origin), rows)
-                        )
-                    )
-        if validator.unique_columns and report.validation.passed:
+                stage.write(validated, chunk.origin, chunk.period_start.astimezone(UTC))
+        summary = report.validation
+        if validator.unique_columns and summary.passed:
             with report.phase("unique"):
-                _check_unique(staged, validator.unique_columns, report.validation)
+                _check_unique(stage.files, validator.unique_columns, summary)
+        key = spec.quality.unique_key or (spec.dedup.key if spec.dedup else None)
+        with report.phase("dedup_checksum"):
+            if spec.dedup is not None and summary.passed:
+                report.rows_deduplicated = stage.dedup(spec.dedup.key, spec.dedup.order_by)
+            if key:
+                report.checks[KEY_UNIQUE] = _key_check(stage.files, key, report.rows_deduplicated)
+            report.checksum = stage.checksum()
+        report.checks[SCHEMA] = schema_outcome(
+            summary, report.rows_read, spec.quality, quarantine_table(spec.destination).table
+        )
+        report.checks[DRIFT] = drift_outcome(summary.drift, spec.quality.drift)
+        report.checks[MASKING] = masking
+        if warehouse is not None:
+            history = warehouse.load_history(
+                spec.name, window.start, spec.quality.volume.trailing if spec.quality.volume else 1
+            )
+            report.checks[VOLUME] = volume_outcome(
+                report.rows_read, history, spec.quality.volume, spec.quality.row_count
+            )
         report.cpu_seconds = time.process_time() - cpu_started
-        report.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        if not report.validation.passed:
+        report.peak_rss_bytes = peak.read()
+        blocking = [outcome for outcome in report.checks.values() if outcome.blocks]
+        if blocking:
             raise ValidationFailed(
-                f"Dataset '{spec.name}', window {window}: {report.validation.rows_failed} of "
-                f"{report.rows_read} rows failed validation ({report.validation.describe()}). "
-                "Nothing was written; the table keeps its previous rows.",
-                fix="Correct the offending rows at the source (see the check's sample for "
-                "object and row), or change the schema in the dataset's defs.yaml if the data "
-                "is right, then rerun the partition.",
+                f"Dataset '{spec.name}', window {window}: "
+                + "; ".join(f"check '{o.name}' failed: {o.description}" for o in blocking)
+                + ". Nothing was written; the table keeps its previous rows.",
+                fix=_fix(blocking),
                 report=report,
             )
         if warehouse is None:
-            return report
+            return
         with report.phase("write"):
+            audit = report.audit(run_id=run_id, partition=partition, started_at=started_at)
+            audit.cpu_seconds = round(time.process_time() - cpu_started, 3)
+            audit.peak_rss_bytes = peak.read()
             report.rows_written = warehouse.write_window(
                 spec.destination,
-                staged,
+                stage.files,
                 window,
                 load=spec.load,
                 run_id=run_id,
                 dataset=spec.name,
+                rejected=stage.rejected_files,
+                audit=audit,
             )
     report.cpu_seconds = time.process_time() - cpu_started
+    report.peak_rss_bytes = peak.read()
     log.info(
-        "%s %s: %d rows written to %s in %.2fs",
+        "%s %s: %d rows written to %s (%d rejected, %d duplicates dropped) in %.2fs",
         spec.name,
         window,
         report.rows_written,
         spec.destination.table,
+        report.rows_rejected,
+        report.rows_deduplicated,
         report.duration_seconds,
     )
-    return report
 
 
-def _check_unique(staged: Path, columns: list[str], summary: ValidationSummary) -> None:
+def _fix(blocking: list[CheckOutcome]) -> str:
+    names = {outcome.name for outcome in blocking}
+    if SCHEMA in names:
+        return (
+            "Correct the offending rows at the source (see the schema check's sample for object "
+            "and row), or change the rules in the dataset's defs.yaml if the data is right (a "
+            "rule of severity warn quarantines rows instead), then rerun the partition."
+        )
+    return (
+        "See the failed check's description, change the source or the dataset's defs.yaml, "
+        "then rerun the partition."
+    )
+
+
+class Stage:
+    """The window's validated rows and rejected rows, staged to local Parquet files.
+
+    A new file starts whenever the batches' columns change (new source columns under the
+    ``evolve`` drift policy); the destination combines the files by column name.
+
+    Args:
+        folder: Where the files go.
+        schema: The declared output columns (the first file always has them, even when empty).
+        rejected_schema: The quarantine rows' columns.
+    """
+
+    def __init__(self, folder: Path, schema: pa.Schema, rejected_schema: pa.Schema) -> None:
+        self.folder = folder
+        self.schema = schema.append(pa.field(WINDOW_COLUMN, _WINDOW_TYPE)).append(
+            pa.field(OBJECT_COLUMN, pa.string())
+        )
+        self.rejected_schema = rejected_schema.append(pa.field(WINDOW_COLUMN, _WINDOW_TYPE))
+        self.files: list[Path] = []
+        self.rejected_files: list[Path] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._rejected_writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> Stage:
+        self._open(self.schema)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for writer in (self._writer, self._rejected_writer):
+            if writer is not None:
+                writer.close()
+
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
+        if self._writer is not None:
+            self._writer.close()
+        path = self.folder / f"part-{len(self.files):05d}.parquet"
+        self.files.append(path)
+        self._writer = pq.ParquetWriter(path, schema)
+        return self._writer
+
+    def write(self, validated: Validated, origin: str, period_start: datetime) -> None:
+        """Stage one validated batch: good rows, and rejected rows for the quarantine."""
+        period = pa.scalar(period_start, _WINDOW_TYPE)
+        good = validated.good
+        if good is not None and good.num_rows:
+            rows = good.num_rows
+            batch = good.append_column(WINDOW_COLUMN, pa.repeat(period, rows)).append_column(
+                OBJECT_COLUMN, pa.repeat(pa.scalar(origin), rows)
+            )
+            writer = self._writer
+            if writer is None or not writer.schema.equals(batch.schema):
+                writer = self._open(batch.schema)
+            writer.write_batch(batch)
+        rejected = validated.rejected
+        if rejected is not None and rejected.num_rows:
+            if self._rejected_writer is None:
+                path = self.folder / "rejected.parquet"
+                self.rejected_files.append(path)
+                self._rejected_writer = pq.ParquetWriter(path, self.rejected_schema)
+            self._rejected_writer.write_batch(
+                rejected.append_column(WINDOW_COLUMN, pa.repeat(period, rejected.num_rows))
+            )
+
+    def dedup(self, key: list[str], order_by: str | None) -> int:
+        """Keep one row per key: the highest ``order_by``, then the row read last.
+
+        Returns:
+            The number of rows dropped.
+        """
+        order = f"{quote(order_by)} DESC NULLS LAST, " if order_by else ""
+        path = self.folder / "deduplicated.parquet"
+        with duckdb.connect(config={"memory_limit": "512MB"}) as conn:
+            before = _count(conn, self.files)
+            conn.execute(
+                f"COPY (SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet(?, "
+                "union_by_name = true, filename = true, file_row_number = true) QUALIFY "
+                f"row_number() OVER (PARTITION BY {', '.join(quote(c) for c in key)} ORDER BY "
+                f"{order}filename DESC, file_row_number DESC) = 1) TO '{path}' (FORMAT parquet)",
+                [[str(file) for file in self.files]],
+            )
+            self.files = [path]
+            return before - _count(conn, self.files)
+
+    def checksum(self) -> str | None:
+        """An order-independent checksum of the staged rows (None when there are none)."""
+        with duckdb.connect(config={"memory_limit": "256MB"}) as conn:
+            row = conn.execute(
+                "SELECT count(*), sum(hash(t)) % 18446744073709551616 FROM "
+                "(SELECT * FROM read_parquet(?, union_by_name = true)) t",
+                [[str(file) for file in self.files]],
+            ).fetchone()
+        if not row or not row[0]:
+            return None
+        return f"{int(row[1]):016x}"
+
+
+_WINDOW_TYPE = pa.timestamp("us", tz="UTC")
+
+
+def _count(conn: duckdb.DuckDBPyConnection, files: list[Path]) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM read_parquet(?, union_by_name = true)", [[str(f) for f in files]]
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _key_check(files: list[Path], key: list[str], deduplicated: int) -> CheckOutcome:
+    columns = ", ".join(quote(column) for column in key)
+    with duckdb.connect(config={"memory_limit": "256MB"}) as conn:
+        groups = conn.execute(
+            f"SELECT {columns}, count(*) AS n FROM read_parquet(?, union_by_name = true) "
+            f"GROUP BY ALL HAVING n > 1 ORDER BY n DESC",
+            [[str(file) for file in files]],
+        ).fetchall()
+    sample = [
+        {
+            **{name: None if v is None else str(v) for name, v in zip(key, row, strict=False)},
+            "rows": int(row[-1]),
+        }
+        for row in groups[:5]
+    ]
+    return key_outcome(
+        key, len(groups), sum(int(row[-1]) - 1 for row in groups), deduplicated, sample
+    )
+
+
+def _check_unique(staged: list[Path], columns: list[str], summary: ValidationSummary) -> None:
     """Find values repeated within the window for columns declared unique."""
     # A memory limit makes DuckDB spill the grouping to disk rather than grow with the window.
     with duckdb.connect(config={"memory_limit": "256MB"}) as conn:
         for column in columns:
             col = quote(column)
             rows = conn.execute(
-                f"SELECT {col}, count(*) AS n, min({quote(OBJECT_COLUMN)}) FROM read_parquet(?) "
-                f"WHERE {col} IS NOT NULL GROUP BY {col} HAVING n > 1 ORDER BY n DESC, {col}",
-                [str(staged)],
+                f"SELECT {col}, count(*) AS n, min({quote(OBJECT_COLUMN)}) FROM "
+                f"read_parquet(?, union_by_name = true) WHERE {col} IS NOT NULL GROUP BY {col} "
+                f"HAVING n > 1 ORDER BY n DESC, {col}",
+                [[str(file) for file in staged]],
             ).fetchall()
             for value, count, object_uri in rows:
                 summary.add(Failure(column, "field_uniqueness", value, object_uri, None), count)

@@ -46,6 +46,10 @@ class SpecError(IngestError):
     """A dataset declaration is invalid; raised while definitions load."""
 
 
+class ConfigError(IngestError):
+    """The code location's environment lacks a setting a dataset needs (e.g. a variable)."""
+
+
 class SourceError(IngestError):
     """The source could not be listed or read (missing objects, unreachable endpoint)."""
 

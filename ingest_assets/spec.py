@@ -252,9 +252,23 @@ class StrLength(_Strict):
     max: int | None = None
 
 
-class ColumnChecks(_Strict):
-    """Value rules for one column. Every rule given must hold for every non-null value."""
+Severity = Literal["error", "warn"]
+Classification = Literal["pii", "secret"]
+Mask = Literal["hash", "redact"]
 
+
+class ColumnChecks(_Strict):
+    """A group of value rules for one column, all of one severity.
+
+    Every rule given must hold for every non-null value. A rule of severity ``error`` fails the
+    partition's schema check (nothing is written); a rule of severity ``warn`` moves the rows that
+    break it to the quarantine table ``<table>__rejected`` and lets the other rows load.
+    """
+
+    severity: Severity | None = Field(
+        default=None, description="error or warn (default: the column's severity)."
+    )
+    not_null: bool = Field(default=False, description="Values must not be null.")
     ge: float | None = Field(default=None, description="Greater than or equal to.")
     gt: float | None = Field(default=None, description="Greater than.")
     le: float | None = Field(default=None, description="Less than or equal to.")
@@ -266,7 +280,13 @@ class ColumnChecks(_Strict):
     regex: str | None = Field(
         default=None, description="Regular expression every value must match."
     )
+    email: bool = Field(default=False, description="Values must be email addresses.")
     str_length: StrLength | None = Field(default=None, description="Bounds on the string length.")
+    custom: list[str] = Field(
+        default_factory=list,
+        description="Custom rules as 'package.module:name': a pandera Check, or a function "
+        "taking the column (a pandas Series) and returning a boolean Series or bool.",
+    )
 
     @field_validator("regex")
     @classmethod
@@ -276,6 +296,13 @@ class ColumnChecks(_Strict):
                 re.compile(value)
             except re.error as exc:
                 raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @field_validator("custom")
+    @classmethod
+    def _custom(cls, value: list[str]) -> list[str]:
+        for reference in value:
+            load_check(reference)
         return value
 
 
@@ -288,7 +315,59 @@ class ColumnSpec(_Strict):
         default=False, description="Whether values must be unique within a partition."
     )
     description: str | None = Field(default=None, description="What the column means.")
-    checks: ColumnChecks = Field(default_factory=lambda: ColumnChecks(), description="Value rules.")
+    severity: Severity = Field(
+        default="error",
+        description="Severity of the column's type and null rules, and the default of its "
+        "checks: error fails the partition, warn quarantines the offending rows.",
+    )
+    checks: ColumnChecks | list[ColumnChecks] = Field(
+        default_factory=lambda: ColumnChecks(),
+        description="Value rules: one group, or a list of groups with their own severity.",
+    )
+    classification: Classification | None = Field(
+        default=None, description="pii or secret: tagged in the column schema, maskable."
+    )
+    mask: Mask | None = Field(
+        default=None,
+        description="How the value is masked on load: hash (salted SHA-256, salt from "
+        "quality.salt_env) or redact. Masked columns are stored as text.",
+    )
+
+    @property
+    def rule_groups(self) -> list[ColumnChecks]:
+        """The column's rule groups, as a list."""
+        return self.checks if isinstance(self.checks, list) else [self.checks]
+
+    @model_validator(mode="after")
+    def _rules_fit(self) -> ColumnSpec:
+        for group in self.rule_groups:
+            text_rules = group.regex or group.email or group.str_length
+            if text_rules and self.dtype != "string":
+                raise ValueError("regex, email and str_length apply to string columns only")
+            bounds = [group.ge, group.gt, group.le, group.lt]
+            if any(b is not None for b in bounds) and self.dtype in ("string", "boolean"):
+                raise ValueError(f"ge/gt/le/lt do not apply to a {self.dtype} column")
+        if self.mask and not self.classification:
+            raise ValueError("mask applies to a classified column: set classification too")
+        return self
+
+
+def load_check(reference: str) -> Any:
+    """Import a custom rule given as 'package.module:name' (a pandera Check or a function).
+
+    Raises:
+        ValueError: the reference does not name a pandera Check or a callable.
+    """
+    module_name, _, attr = reference.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"{reference!r} is not of the form 'package.module:name'")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {reference!r}: {exc}") from None
+    if not callable(obj):
+        raise ValueError(f"{reference!r} is neither a pandera Check nor a function")
+    return obj
 
 
 class SchemaSpec(_Strict):
@@ -576,6 +655,89 @@ class LoadSpec(_Strict):
         return self
 
 
+class RowCountRule(_Strict):
+    """Bounds on the rows a partition loads."""
+
+    min: int | None = Field(default=None, description="Fewest rows a partition may load.")
+    max: int | None = Field(default=None, description="Most rows a partition may load.")
+    severity: Severity = Field(default="error", description="error blocks the load; warn reports.")
+
+
+class VolumeRule(_Strict):
+    """The volume anomaly check: rows read against the trailing partitions (severity warn)."""
+
+    trailing: int = Field(default=7, ge=1, description="How many earlier partitions to compare to.")
+    min_history: int = Field(
+        default=3, ge=1, description="Earlier loaded partitions needed before it judges."
+    )
+    min_ratio: float = Field(
+        default=0.5, ge=0, description="Warn when rows read fall below this share of the median."
+    )
+    max_ratio: float | None = Field(
+        default=3.0, description="Warn when rows read exceed this multiple of the median."
+    )
+
+
+class DedupSpec(_Strict):
+    """Drop duplicate rows of a key within a partition before loading, keeping the latest."""
+
+    key: list[str] = Field(min_length=1, description="Columns that identify a row.")
+    order_by: str | None = Field(
+        default=None,
+        description="The column whose highest value is kept (ties and no column: the row read "
+        "last).",
+    )
+
+
+class QualitySpec(_Strict):
+    """Dataset-wide quality gates and governance."""
+
+    max_rejected_fraction: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Share of rows warn rules may reject before the partition fails "
+        "(e.g. 0.01 for 1%).",
+    )
+    row_count: RowCountRule | None = Field(default=None, description="Bounds on rows loaded.")
+    volume: VolumeRule | None = Field(
+        default_factory=lambda: VolumeRule(),
+        description="Volume anomaly against trailing partitions (null: off).",
+    )
+    unique_key: list[str] | None = Field(
+        default=None,
+        description="Columns that must be unique together within a partition (default: the "
+        "dedup key).",
+    )
+    drift: Literal["warn", "block", "evolve"] = Field(
+        default="warn",
+        description="Columns added, removed or retyped at the source: warn (load the declared "
+        "columns), block (fail), evolve (also add new columns to the table).",
+    )
+    custom: list[str] = Field(
+        default_factory=list,
+        description="Row rules over the whole frame as 'package.module:name': a pandera Check "
+        "or a function taking the DataFrame and returning a boolean Series.",
+    )
+    custom_severity: Severity = Field(default="error", description="Severity of custom rules.")
+    require_masking: list[Classification] = Field(
+        default_factory=lambda: ["pii", "secret"],
+        description="Classifications that must be masked on load; the masking check fails "
+        "when such a column has no mask.",
+    )
+    salt_env: str = Field(
+        default="INGEST_MASKING_SALT",
+        description="Environment variable holding the salt of hash masking.",
+    )
+
+    @field_validator("custom")
+    @classmethod
+    def _custom(cls, value: list[str]) -> list[str]:
+        for reference in value:
+            load_check(reference)
+        return value
+
+
 class DestinationSpec(_Strict):
     """Where the dataset lands in the warehouse."""
 
@@ -799,6 +961,14 @@ class DatasetSpec(_Strict):
         default_factory=lambda: LoadSpec(), description="How windows are written."
     )
     table_schema: SchemaSpec = Field(alias="schema", description="Declared columns and rules.")
+    quality: QualitySpec = Field(
+        default_factory=lambda: QualitySpec(),
+        description="Dataset-wide gates: rejection threshold, row counts, volume, key, drift, "
+        "custom rules, masking.",
+    )
+    dedup: DedupSpec | None = Field(
+        default=None, description="Drop duplicates of a key within a partition, keeping the latest."
+    )
     destination: DestinationSpec = Field(description="Where the dataset lands.")
     trigger: Trigger | None = Field(
         default=None,
@@ -864,9 +1034,17 @@ class DatasetSpec(_Strict):
             _check_readable_template(self.source.key_template)
         load = self.load
         declared = self.table_schema.columns
-        for column in [*(load.primary_key or []), *([load.order_by] if load.order_by else [])]:
-            if declared is not None and column not in declared:
-                raise ValueError(f"load: column {column!r} is not declared in schema.columns")
+        for where, columns in (
+            ("load", [*(load.primary_key or []), *([load.order_by] if load.order_by else [])]),
+            ("dedup", [*self.dedup.key, *([self.dedup.order_by] if self.dedup.order_by else [])]
+             if self.dedup else []),
+            ("quality.unique_key", self.quality.unique_key or []),
+        ):  # fmt: skip
+            for column in columns:
+                if declared is not None and column not in declared:
+                    raise ValueError(
+                        f"{where}: column {column!r} is not declared in schema.columns"
+                    )
         if isinstance(self.source, RestSource):
             if load.mode == "snapshot":
                 raise ValueError("load.mode 'snapshot' applies to SQL sources only")

@@ -155,6 +155,12 @@ def query(data_dir: Path, sql: str, params: list[Any] | None = None) -> list[tup
         return conn.execute(sql, params or []).fetchall()
 
 
+def check_named(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
+    """The evaluation of the named check in a run (exactly one)."""
+    (evaluation,) = [c for c in result.get_asset_check_evaluations() if c.check_name == name]
+    return evaluation
+
+
 def step_failure(result: dg.ExecuteInProcessResult) -> str:
     """The message of the run's first step failure."""
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]

@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 
 from ingest_assets_tests.conftest import (
+    check_named,
     csv_bytes,
     free_port,
     materialize,
@@ -50,7 +51,11 @@ def test_local_partition_loads_exactly_its_window_and_rerun_is_idempotent(data_d
     column_names = [c.name for c in metadata["dagster/column_schema"].value.columns]
     assert column_names == ["order_id", "amount", "quantity", "email", "ordered_at"]
     checks = first.get_asset_check_evaluations()
-    assert [(c.check_name, c.passed) for c in checks] == [("schema", True)]
+    assert {(c.check_name, c.passed) for c in checks} == {
+        ("schema", True),
+        ("drift", True),
+        ("volume", True),
+    }
 
     second = materialize(spec, "2026-10-02", data_dir)
     assert second.success
@@ -151,8 +156,8 @@ def test_bad_rows_fail_the_blocking_check_and_stop_downstream(data_dir: Path) ->
 
     assert not result.success
     assert ran_downstream == ["2026-10-02"], "downstream must not run after a failed gate"
-    (check,) = result.get_asset_check_evaluations()
-    assert check.check_name == "schema" and not check.passed
+    check = check_named(result, "schema")
+    assert not check.passed
     assert check.metadata["failures_by_column"].value == {"amount": 2, "email": 1, "quantity": 1}
     assert check.metadata["failed.amount"].value == 2
     sample = check.metadata["sample"].value.records
@@ -161,6 +166,7 @@ def test_bad_rows_fail_the_blocking_check_and_stop_downstream(data_dir: Path) ->
         {
             "column": "quantity",
             "rule": "coerce_dtype('int64')",
+            "severity": "error",
             "value": "many",
             "object": str(landing / "dt=2026-10-02" / "part-1.csv"),
             "row": 6,
@@ -177,7 +183,7 @@ def test_duplicate_keys_across_files_fail_the_check(data_dir: Path) -> None:
     write_csv(landing / "dt=2026-10-02" / "b.csv", order_rows("2026-10-02", 3, start=8))
     result = materialize(orders_spec("landing/orders"), "2026-10-02", data_dir)
     assert not result.success
-    (check,) = result.get_asset_check_evaluations()
+    check = check_named(result, "schema")
     assert check.metadata["failures_by_rule"].value == {"order_id: field_uniqueness": 4}
 
 

@@ -86,7 +86,7 @@ def test_load_window_runs_without_dagster_and_reports_what_it_did(tmp_path: Path
     report = load_window(orders_spec("landing"), _day(2), _reader(tmp_path), warehouse, run_id="r1")
     assert (report.rows_read, report.rows_written) == (25, 25)
     assert report.validation.passed and report.validation.rows_checked == 25
-    assert set(report.timings) == {"list", "read_validate", "unique", "write"}
+    assert set(report.timings) == {"list", "read_validate", "unique", "dedup_checksum", "write"}
     assert report.schema.names == ["order_id", "amount", "quantity", "email", "ordered_at"]
     assert query(tmp_path, "SELECT DISTINCT _ingest_run_id FROM raw.orders") == [("r1",)]
     assert warehouse.count_window(orders_spec("landing").destination, _day(2)) == 25

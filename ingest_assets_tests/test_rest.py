@@ -15,7 +15,7 @@ from ingest_assets.components.assets import dataset_asset
 from ingest_assets.sources.rest import parse_retry_after
 from ingest_assets.spec import DatasetSpec
 from ingest_assets_tests.api_server import ApiState, api_server, make_records
-from ingest_assets_tests.conftest import free_port, query, step_failure
+from ingest_assets_tests.conftest import check_named, free_port, query, step_failure
 
 COLUMNS = {
     "id": {"dtype": "string", "nullable": False, "unique": True},
@@ -254,7 +254,7 @@ def test_schema_drift_fails_validation_with_counts(
     spec = rest_spec(base, "/v1/page", paginator={"type": "page_number"})
     result = load(spec, data_dir)
     assert not result.success
-    (check,) = result.get_asset_check_evaluations()
+    check = check_named(result, "schema")
     assert check.metadata["failures_by_rule"].value == {"amount: coerce_dtype('float64')": 50}
 
 

@@ -34,8 +34,11 @@ def test_demo_definitions_load_with_partitioned_assets_and_blocking_checks(data_
     }
     orders = defs.resolve_assets_def("orders")
     assert orders.partitions_def == dg.DailyPartitionsDefinition(start_date="2026-11-01")
-    (check,) = orders.check_specs
-    assert check.name == "schema" and check.blocking
+    assert {(c.name, c.blocking) for c in orders.check_specs} == {
+        ("schema", True),
+        ("drift", True),
+        ("volume", True),
+    }
     assert orders.owners_by_key[dg.AssetKey("orders")] == ["team:commerce"]
     assert set(orders.specs_by_key[dg.AssetKey("orders")].kinds) == {"file", "duckdb"}
     assert defs.resolve_schedule_def("orders_schedule").cron_schedule == "15 2 * * *"
@@ -47,6 +50,8 @@ def test_demo_definitions_load_with_partitioned_assets_and_blocking_checks(data_
     customers = defs.resolve_assets_def("customers")
     assert {(c.name, c.blocking) for c in customers.check_specs} == {
         ("schema", True),
+        ("drift", True),
+        ("volume", True),
         ("reconciliation", True),
     }
     assert set(customers.specs_by_key[dg.AssetKey("customers")].kinds) == {"sql", "duckdb"}

@@ -7,11 +7,21 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from ingest_assets.destinations.duckdb import DuckDBWarehouse
-from ingest_assets.engine import LoadReport, load_window
+from ingest_assets.destinations.duckdb import DuckDBWarehouse, quarantine_table
+from ingest_assets.engine import LoadReport, load_window, record_failure
 from ingest_assets.environment import open_store
 from ingest_assets.errors import IngestError, SourceError, ValidationFailed
-from ingest_assets.quality.schema import BatchValidator, build_schema
+from ingest_assets.quality.checks import (
+    DRIFT,
+    KEY_UNIQUE,
+    MASKING,
+    SCHEMA,
+    VOLUME,
+    CheckOutcome,
+    schema_outcome,
+    volume_outcome,
+)
+from ingest_assets.quality.schema import BatchValidator
 from ingest_assets.sources.base import SourceReader
 from ingest_assets.sources.object_store import (
     ObjectStoreReader,
@@ -24,16 +34,21 @@ from ingest_assets.triggers.freshness import freshness_policy
 from ingest_assets.triggers.partitions import partitions_def
 from ingest_assets.windows import Window
 
-SCHEMA_CHECK = "schema"
-RECONCILIATION_CHECK = "reconciliation"
+RECONCILIATION = "reconciliation"
 
 
 def table_schema(schema: pa.Schema, spec: DatasetSpec) -> dg.TableSchema:
-    """The declared columns as Dagster's column schema (shown in the UI's Columns tab)."""
+    """The declared columns as Dagster's column schema (shown in the UI's Columns tab).
+
+    Classified columns carry the tags ``classification`` (pii, secret) and ``masking``.
+    """
     declared = spec.table_schema.columns or {}
     columns = []
     for field in schema:
         column = declared.get(field.name)
+        tags = {}
+        if column is not None and column.classification:
+            tags = {"classification": column.classification, "masking": column.mask or "none"}
         columns.append(
             dg.TableColumn(
                 name=field.name,
@@ -43,6 +58,7 @@ def table_schema(schema: pa.Schema, spec: DatasetSpec) -> dg.TableSchema:
                     nullable=column.nullable if column else True,
                     unique=column.unique if column else False,
                 ),
+                tags=tags,
             )
         )
     return dg.TableSchema(columns=columns)
@@ -130,17 +146,53 @@ def _table_name(spec: DatasetSpec, database: str) -> str:
     return f"{Path(database).stem}.{spec.destination.schema_name}.{spec.destination.table_name}"
 
 
-def check_result(spec: DatasetSpec, report: LoadReport) -> dg.AssetCheckResult:
+def check_result(spec: DatasetSpec, outcome: CheckOutcome) -> dg.AssetCheckResult:
+    """A check outcome of the core as Dagster's asset check result."""
+    return dg.AssetCheckResult(
+        check_name=outcome.name,
+        asset_key=dg.AssetKey(spec.name),
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR
+        if outcome.severity == "error"
+        else dg.AssetCheckSeverity.WARN,
+        metadata={
+            key: dg.MetadataValue.json(value) if isinstance(value, dict | list) else value
+            for key, value in outcome.metadata.items()
+            if value is not None
+        },
+        description=outcome.description,
+    )
+
+
+def check_results(
+    spec: DatasetSpec, report: LoadReport, wanted: set[str]
+) -> list[dg.AssetCheckResult]:
+    """The results of the wanted checks the load judged (the schema check with its sample)."""
+    return [
+        schema_result(spec, report) if name == SCHEMA else check_result(spec, outcome)
+        for name, outcome in report.checks.items()
+        if name in wanted
+    ]
+
+
+def schema_result(spec: DatasetSpec, report: LoadReport) -> dg.AssetCheckResult:
     """The schema check's result: counts per column and rule, and a sample of offending values."""
     summary = report.validation
+    outcome = report.checks.get(SCHEMA) or schema_outcome(
+        summary, report.rows_read, spec.quality, quarantine_table(spec.destination).table
+    )
     metadata: dict[str, Any] = {
-        "rows_checked": summary.rows_checked,
-        "rows_failed": summary.rows_failed,
+        **outcome.metadata,
         "failures_by_column": dg.MetadataValue.json(summary.per_column()),
         "failures_by_rule": dg.MetadataValue.json(
             {f"{column}: {check}": n for (column, check), n in summary.counts.most_common()}
         ),
     }
+    if summary.rows_rejected:
+        metadata["quarantine_table"] = quarantine_table(spec.destination).table
+        metadata["rejections_by_rule"] = dg.MetadataValue.json(
+            {f"{column}: {check}": n for (column, check), n in summary.warn_counts.most_common()}
+        )
     for column, count in summary.per_column().items():
         metadata[f"failed.{column}"] = count
     if summary.sample:
@@ -150,6 +202,7 @@ def check_result(spec: DatasetSpec, report: LoadReport) -> dg.AssetCheckResult:
                     {
                         "column": failure.column,
                         "rule": failure.check,
+                        "severity": failure.severity,
                         "value": None if failure.value is None else str(failure.value)[:200],
                         "object": failure.object,
                         "row": failure.row,
@@ -161,6 +214,7 @@ def check_result(spec: DatasetSpec, report: LoadReport) -> dg.AssetCheckResult:
                 columns=[
                     dg.TableColumn("column", "string"),
                     dg.TableColumn("rule", "string"),
+                    dg.TableColumn("severity", "string"),
                     dg.TableColumn("value", "string"),
                     dg.TableColumn("object", "string"),
                     dg.TableColumn("row", "int"),
@@ -168,12 +222,14 @@ def check_result(spec: DatasetSpec, report: LoadReport) -> dg.AssetCheckResult:
             ),
         )
     return dg.AssetCheckResult(
-        check_name=SCHEMA_CHECK,
+        check_name=SCHEMA,
         asset_key=dg.AssetKey(spec.name),
-        passed=summary.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR
+        if outcome.severity == "error"
+        else dg.AssetCheckSeverity.WARN,
         metadata=metadata,
-        description=None if summary.passed else summary.describe(),
+        description=outcome.description,
     )
 
 
@@ -186,6 +242,10 @@ def materialization_metadata(
         "dagster/column_schema": table_schema(report.schema, spec),
         "dagster/table_name": _table_name(spec, database),
         "rows_read": report.rows_read,
+        "rows_rejected": report.rows_rejected,
+        "rows_deduplicated": report.rows_deduplicated,
+        "checksum": report.checksum or "",
+        "load_id": report.load_id,
         "objects_read": len(report.objects),
         "objects": dg.MetadataValue.json(report.objects[:100]),
         "bytes_read": report.bytes_read,
@@ -224,7 +284,7 @@ def reconcile(
     source_rows = sum(pair[0] for pair in counts.values())
     loaded_rows = sum(pair[1] for pair in counts.values())
     return dg.AssetCheckResult(
-        check_name=RECONCILIATION_CHECK,
+        check_name=RECONCILIATION,
         asset_key=dg.AssetKey(spec.name),
         passed=not off,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -257,24 +317,19 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         origin: The YAML file that declares it (shown in the UI).
     """
     key = dg.AssetKey(spec.name)
-    declared_schema = BatchValidator(build_schema(spec.table_schema)).arrow_schema
+    declared_schema = BatchValidator(spec.table_schema, spec.quality).arrow_schema
     source = spec.source
     resource_keys = {"duckdb"}
     if isinstance(source, ObjectStoreSource) and source.is_s3:
         resource_keys.add(source.resource)
     check_specs = [
-        dg.AssetCheckSpec(
-            SCHEMA_CHECK,
-            asset=key,
-            blocking=True,
-            description="Every row of the partition has the declared columns, types and values; "
-            "a failure stops the load and everything downstream.",
-        )
+        dg.AssetCheckSpec(name, asset=key, blocking=True, description=text)
+        for name, text in quality_checks(spec).items()
     ]
     if _reconciliation_applies(spec):
         check_specs.append(
             dg.AssetCheckSpec(
-                RECONCILIATION_CHECK,
+                RECONCILIATION,
                 asset=key,
                 blocking=True,
                 description="Rows in the source for the partition's window equal the rows "
@@ -287,6 +342,7 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         reader: SourceReader,
         warehouse: DuckDBWarehouse,
         wants: set[str],
+        salt: str | None,
     ) -> Iterator[dg.AssetCheckResult]:
         """Checks run without the load: for the run's partition, or every loaded window."""
         if context.has_partition_key or context.has_partition_key_range:
@@ -294,19 +350,35 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         else:
             windows = sorted(
                 {
-                    Window(*partitions.time_window_for_partition_key(
-                        partitions.get_partition_key_for_timestamp(moment.timestamp())))
+                    Window(
+                        *partitions.time_window_for_partition_key(
+                            partitions.get_partition_key_for_timestamp(moment.timestamp())
+                        )
+                    )
                     for moment in warehouse.loaded_windows(spec.destination)
                 },
                 key=lambda window: window.start,
-            )  # fmt: skip
-        if SCHEMA_CHECK in wants and windows:  # validate the latest window again, no write
+            )
+        quality = wants - {RECONCILIATION}
+        if quality and windows:  # read and judge the latest window again, no write
+            window = windows[-1]
             try:
-                report = load_window(spec, windows[-1], reader, None, run_id=context.run.run_id)
+                report = load_window(
+                    spec, window, reader, None, run_id=context.run.run_id, salt=salt
+                )
             except ValidationFailed as exc:
                 report = exc.report
-            yield check_result(spec, report)
-        if RECONCILIATION_CHECK in wants:
+            if VOLUME in quality:
+                history = warehouse.load_history(
+                    spec.name,
+                    window.start,
+                    spec.quality.volume.trailing if spec.quality.volume else 1,
+                )
+                report.checks[VOLUME] = volume_outcome(
+                    report.rows_read, history, spec.quality.volume, spec.quality.row_count
+                )
+            yield from check_results(spec, report, quality)
+        if RECONCILIATION in wants:
             yield reconcile(spec, reader, warehouse, windows)
 
     partitions = partitions_def(spec.partitioning)
@@ -342,22 +414,45 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         duckdb_resource = context.resources.duckdb
         warehouse = DuckDBWarehouse(duckdb_resource.get_connection, duckdb_resource.database)
         wants = {check.name for check in context.selected_asset_check_keys}
+        loading = key in context.selected_asset_keys
+        window = Window(*context.partition_time_window) if context.has_partition_key else None
         try:
-            reader = open_reader(spec, context.resources)
-            if key not in context.selected_asset_keys:
-                yield from _checks_alone(context, reader, warehouse, wants)
+            try:
+                salt = _salt(spec)
+                reader = open_reader(spec, context.resources)
+            except IngestError as exc:
+                if loading and window is not None:  # a load that failed still leaves its row
+                    record_failure(
+                        warehouse,
+                        spec,
+                        window,
+                        run_id=context.run.run_id,
+                        partition=context.partition_key,
+                        error=exc,
+                    )
+                raise
+            if not loading:
+                yield from _checks_alone(context, reader, warehouse, wants, salt)
                 return
-            window = Window(*context.partition_time_window)
+            assert window is not None
             report = load_window(
-                spec, window, reader, warehouse, run_id=context.run.run_id, log=context.log
+                spec,
+                window,
+                reader,
+                warehouse,
+                run_id=context.run.run_id,
+                partition=context.partition_key,
+                salt=salt,
+                log=context.log,
             )
         except ValidationFailed as exc:
-            yield check_result(spec, exc.report)
+            yield from check_results(spec, exc.report, wants)
             raise dg.Failure(
                 description=str(exc),
                 metadata={
                     "rows_read": exc.report.rows_read,
                     "rows_failed": exc.report.validation.rows_failed,
+                    "rows_rejected": exc.report.rows_rejected,
                 },
                 allow_retries=False,
             ) from None
@@ -369,8 +464,8 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
                 description=f"Dataset '{spec.name}': unexpected {type(exc).__name__}: {exc}",
                 allow_retries=False,
             ) from exc
-        results = [check_result(spec, report)]
-        if RECONCILIATION_CHECK in wants:
+        results = check_results(spec, report, wants)
+        if RECONCILIATION in wants:
             try:
                 results.append(reconcile(spec, reader, warehouse, [window]))
             except IngestError as exc:
@@ -382,3 +477,34 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         )
 
     return _load
+
+
+def quality_checks(spec: DatasetSpec) -> dict[str, str]:
+    """The quality checks a dataset gets, with their descriptions (all blocking on ERROR)."""
+    checks = {
+        SCHEMA: "Every row has the declared columns, types and values. Rows breaking error rules "
+        "fail the partition; rows breaking warn rules are quarantined in "
+        f"{quarantine_table(spec.destination).table} (a warning), unless more than "
+        f"{spec.quality.max_rejected_fraction:.2%} of rows are, which fails it.",
+        DRIFT: "The source's columns against the declared ones (added, removed, retyped); "
+        f"policy: {spec.quality.drift}.",
+    }
+    if spec.quality.unique_key or spec.dedup:
+        key = spec.quality.unique_key or (spec.dedup.key if spec.dedup else [])
+        checks[KEY_UNIQUE] = f"({', '.join(key)}) is unique across the partition" + (
+            " after dropping duplicates (the latest row per key is kept)." if spec.dedup else "."
+        )
+    if spec.quality.volume or spec.quality.row_count:
+        checks[VOLUME] = "Rows read against fixed bounds (if any) and against the median of the "
+        "trailing partitions (a warning when it breaks the trend)."
+    if any(c.classification for c in (spec.table_schema.columns or {}).values()):
+        checks[MASKING] = "Classified columns (pii, secret) that must be masked are masked on "
+        "load; fails before anything lands unmasked."
+    return checks
+
+
+def _salt(spec: DatasetSpec) -> str | None:
+    """The hash-masking salt from the environment, when a column needs it."""
+    if not any(c.mask == "hash" for c in (spec.table_schema.columns or {}).values()):
+        return None
+    return dg.EnvVar(spec.quality.salt_env).get_value() or None

@@ -15,12 +15,17 @@ from pathlib import Path
 
 import duckdb
 
+from ingest_assets.audit import AUDIT_COLUMNS, AUDIT_SCHEMA, AUDIT_TABLE, AuditRecord
 from ingest_assets.errors import DestinationError
 from ingest_assets.spec import DestinationSpec, LoadSpec
 from ingest_assets.windows import Window
 
 #: The column every loaded row carries: the start of the key-template period it was read for.
 WINDOW_COLUMN = "_ingest_window_start"
+#: The audit table.
+AUDIT = DestinationSpec(table=f"{AUDIT_SCHEMA}.{AUDIT_TABLE}")
+# Staged Parquet files, bound as a list parameter, combined by column name.
+_STAGED = "read_parquet(?, union_by_name = true)"
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 
@@ -50,12 +55,14 @@ class DuckDBWarehouse:
     def write_window(
         self,
         table: DestinationSpec,
-        staged: Path,
+        staged: list[Path],
         window: Window,
         *,
         load: LoadSpec,
         run_id: str,
         dataset: str,
+        rejected: list[Path] | None = None,
+        audit: AuditRecord | None = None,
     ) -> int:
         """Write the staged rows for the window, atomically, as the load mode says.
 
@@ -63,6 +70,19 @@ class DuckDBWarehouse:
         ``append`` inserts; ``merge`` upserts by primary key, where a row replaces a stored row of
         the same key only if its ``order_by`` value is not older. That rule makes merges of
         different windows commute, so concurrent backfills end in the same state in any order.
+        In the same transaction the window's quarantined rows replace the previous ones in
+        ``<table>__rejected`` (appended for ``append`` loads) and the audit row is appended.
+
+        Args:
+            table: The destination table.
+            staged: Parquet files of the rows to write (their columns may differ: they are
+                combined by name).
+            window: The window the rows belong to.
+            load: The load mode.
+            run_id: Identifies the run in the loaded rows.
+            dataset: The dataset's name, for messages.
+            rejected: Parquet files of the rows warn rules rejected.
+            audit: The load's audit row; ``rows_written`` is filled in before it is appended.
 
         Returns:
             The number of rows inserted.
@@ -71,26 +91,28 @@ class DuckDBWarehouse:
             DestinationError: the write failed; the table is as it was before.
         """
         name = qualified(table)
+        files = [str(path) for path in staged]
         try:
             with self.connect() as conn:
                 conn.execute("BEGIN TRANSACTION")
                 try:
                     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema_name)}")
-                    self._ensure_table(conn, table, staged)
+                    self._ensure_table(conn, name, table, files)
                     if load.mode in ("replace_window", "snapshot"):
-                        conn.execute(
-                            f"DELETE FROM {name} WHERE {quote(WINDOW_COLUMN)} >= ? "
-                            f"AND {quote(WINDOW_COLUMN)} < ?",
-                            [window.start, window.end],
-                        )
+                        self._delete_window(conn, name, window)
                     if load.mode == "merge":
-                        row = self._merge(conn, name, staged, load, run_id)
+                        row = self._merge(conn, name, files, load, run_id)
                     else:
                         row = conn.execute(
                             f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
-                            "now() AS _ingest_loaded_at FROM read_parquet(?)",
-                            [run_id, str(staged)],
+                            f"now() AS _ingest_loaded_at FROM {_STAGED}",
+                            [run_id, files],
                         ).fetchone()
+                    written = int(row[0]) if row else 0
+                    self._quarantine(conn, table, window, rejected or [], load, run_id)
+                    if audit is not None:
+                        audit.rows_written = written
+                        _append_audit(conn, audit)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -104,20 +126,76 @@ class DuckDBWarehouse:
                 "migrate or drop the table; if the database is locked, retry.",
                 transient=locked,
             ) from None
-        return int(row[0]) if row else 0
+        return written
+
+    @staticmethod
+    def _delete_window(conn: duckdb.DuckDBPyConnection, name: str, window: Window) -> None:
+        conn.execute(
+            f"DELETE FROM {name} WHERE {quote(WINDOW_COLUMN)} >= ? AND {quote(WINDOW_COLUMN)} < ?",
+            [window.start, window.end],
+        )
+
+    def _quarantine(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        table: DestinationSpec,
+        window: Window,
+        rejected: list[Path],
+        load: LoadSpec,
+        run_id: str,
+    ) -> None:
+        """Replace the window's rows in ``<table>__rejected`` by this load's rejected rows."""
+        name = qualified(quarantine_table(table))
+        if not rejected and not _table_exists(conn, quarantine_table(table)):
+            return
+        files = [str(path) for path in rejected]
+        if files:
+            self._ensure_table(conn, name, quarantine_table(table), files)
+        if load.mode != "append":
+            self._delete_window(conn, name, window)
+        if files:
+            conn.execute(
+                f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, now() AS "
+                f"_ingest_loaded_at FROM {_STAGED}",
+                [run_id, files],
+            )
+
+    def record_load(self, audit: AuditRecord) -> None:
+        """Append a load's audit row on its own (for loads that failed before writing)."""
+        with self.connect() as conn:
+            _append_audit(conn, audit)
+
+    def load_history(self, dataset: str, before: datetime, limit: int) -> list[int]:
+        """Rows read by the latest successful load of each window before ``before``, newest first.
+
+        Args:
+            dataset: The dataset.
+            before: Only windows starting earlier count.
+            limit: How many windows at most.
+        """
+        with self.connect() as conn:
+            if not _table_exists(conn, AUDIT):
+                return []
+            rows = conn.execute(
+                f"SELECT window_start, arg_max(rows_read, ended_at) FROM {qualified(AUDIT)} "
+                "WHERE dataset = ? AND status = 'success' AND window_start < ? "
+                "GROUP BY window_start ORDER BY window_start DESC LIMIT ?",
+                [dataset, before, limit],
+            ).fetchall()
+        return [int(row[1]) for row in rows]
 
     @staticmethod
     def _merge(
-        conn: duckdb.DuckDBPyConnection, name: str, staged: Path, load: LoadSpec, run_id: str
+        conn: duckdb.DuckDBPyConnection, name: str, staged: list[str], load: LoadSpec, run_id: str
     ) -> tuple[int] | None:
         keys = [quote(column) for column in load.primary_key or []]
         same_key = " AND ".join(f"t.{key} = i.{key}" for key in keys)
         order = quote(load.order_by) if load.order_by else None
         latest = f"ORDER BY {order} DESC NULLS LAST" if order else ""
         conn.execute(
-            "CREATE OR REPLACE TEMP TABLE _ingest_incoming AS SELECT * FROM read_parquet(?) "
+            f"CREATE OR REPLACE TEMP TABLE _ingest_incoming AS SELECT * FROM {_STAGED} "
             f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} {latest}) = 1",
-            [str(staged)],
+            [staged],
         )
         not_older = f" AND (t.{order} IS NULL OR t.{order} <= i.{order})" if order else ""
         conn.execute(f"DELETE FROM {name} t USING _ingest_incoming i WHERE {same_key}{not_older}")
@@ -130,15 +208,15 @@ class DuckDBWarehouse:
         conn.execute("DROP TABLE _ingest_incoming")
         return row
 
+    @staticmethod
     def _ensure_table(
-        self, conn: duckdb.DuckDBPyConnection, table: DestinationSpec, staged: Path
+        conn: duckdb.DuckDBPyConnection, name: str, table: DestinationSpec, staged: list[str]
     ) -> None:
-        """Create the table from the staged file's columns; add columns it lacks."""
-        name = qualified(table)
+        """Create the table from the staged files' columns; add columns it lacks."""
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {name} AS SELECT *, NULL::VARCHAR AS _ingest_run_id, "
-            "NULL::TIMESTAMPTZ AS _ingest_loaded_at FROM read_parquet(?) LIMIT 0",
-            [str(staged)],
+            f"NULL::TIMESTAMPTZ AS _ingest_loaded_at FROM {_STAGED} LIMIT 0",
+            [staged],
         )
         existing = {
             row[0]
@@ -148,7 +226,7 @@ class DuckDBWarehouse:
                 [table.schema_name, table.table_name],
             ).fetchall()
         }
-        described = conn.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(staged)]).fetchall()
+        described = conn.execute(f"DESCRIBE SELECT * FROM {_STAGED}", [staged]).fetchall()
         for column, duck_type, *_ in described:
             if column not in existing:
                 conn.execute(f"ALTER TABLE {name} ADD COLUMN {quote(column)} {duck_type}")
@@ -184,6 +262,22 @@ class DuckDBWarehouse:
                 [window.start, window.end],
             ).fetchone()
         return int(row[0]) if row else 0
+
+
+def quarantine_table(table: DestinationSpec) -> DestinationSpec:
+    """The quarantine table of a destination: ``<table>__rejected`` in the same schema."""
+    return DestinationSpec(table=f"{table.schema_name}.{table.table_name}__rejected")
+
+
+def _append_audit(conn: duckdb.DuckDBPyConnection, audit: AuditRecord) -> None:
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(AUDIT.schema_name)}")
+    columns = ", ".join(f"{quote(name)} {kind}" for name, kind in AUDIT_COLUMNS.items())
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified(AUDIT)} ({columns})")
+    conn.execute(
+        f"INSERT INTO {qualified(AUDIT)} ({', '.join(quote(n) for n in AUDIT_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in AUDIT_COLUMNS)})",
+        audit.row(),
+    )
 
 
 def _table_exists(conn: duckdb.DuckDBPyConnection, table: DestinationSpec) -> bool:

@@ -9,16 +9,27 @@ collected. Uniqueness is checked over the whole window after staging, not per ba
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as arrow
 from pandera.errors import SchemaError, SchemaErrors
 
-from ingest_assets.spec import ColumnSpec, SchemaSpec, load_model
+from ingest_assets.quality.masking import mask_values
+from ingest_assets.spec import (
+    ColumnChecks,
+    Mask,
+    QualitySpec,
+    SchemaSpec,
+    Severity,
+    load_check,
+    load_model,
+)
 
 #: How many offending values a validation summary keeps as a sample.
 SAMPLE_SIZE = 20
@@ -65,43 +76,88 @@ _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
 
-def _checks(column: ColumnSpec) -> list[pa.Check]:
-    rules = column.checks
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$"
+
+
+def custom_check(reference: str) -> pa.Check:
+    """A custom rule by reference, as a pandera Check (a function is wrapped in one)."""
+    obj = load_check(reference)
+    if isinstance(obj, pa.Check):
+        return obj
+    return pa.Check(obj, name=reference.partition(":")[2])
+
+
+def _checks(group: ColumnChecks) -> list[pa.Check]:
     checks: list[pa.Check] = []
-    for name, value in (("ge", rules.ge), ("gt", rules.gt), ("le", rules.le), ("lt", rules.lt)):
+    for name, value in (("ge", group.ge), ("gt", group.gt), ("le", group.le), ("lt", group.lt)):
         if value is not None:
             checks.append(getattr(pa.Check, name)(value))
-    if rules.isin is not None:
-        checks.append(pa.Check.isin(rules.isin))
-    if rules.notin is not None:
-        checks.append(pa.Check.notin(rules.notin))
-    if rules.regex is not None:
-        checks.append(pa.Check.str_matches(rules.regex))
-    if rules.str_length is not None:
-        checks.append(pa.Check.str_length(rules.str_length.min, rules.str_length.max))
+    if group.isin is not None:
+        checks.append(pa.Check.isin(group.isin))
+    if group.notin is not None:
+        checks.append(pa.Check.notin(group.notin))
+    if group.regex is not None:
+        checks.append(pa.Check.str_matches(group.regex))
+    if group.email:
+        checks.append(pa.Check(lambda values: values.str.fullmatch(EMAIL_PATTERN), name="email"))
+    if group.str_length is not None:
+        checks.append(pa.Check.str_length(group.str_length.min, group.str_length.max))
+    checks.extend(custom_check(reference) for reference in group.custom)
     return checks
 
 
 def build_schema(spec: SchemaSpec) -> pa.DataFrameSchema:
-    """Build the pandera schema of a dataset (extra columns are dropped, not failed)."""
+    """Build the pandera schema of a dataset's declared columns, with every rule as an error."""
+    return build_rule_schemas(spec)["error"] or pa.DataFrameSchema({})
+
+
+def build_rule_schemas(
+    spec: SchemaSpec, quality: QualitySpec | None = None
+) -> dict[Severity, pa.DataFrameSchema | None]:
+    """The pandera schemas of a dataset, one per severity (None where it has no rules).
+
+    The ``error`` schema carries the declared types; the ``warn`` schema only rules. Extra columns
+    are dropped, not failed (drift is judged separately).
+    """
+    frame_checks: dict[Severity, list[pa.Check]] = {"error": [], "warn": []}
+    if quality is not None:
+        frame_checks[quality.custom_severity] = [custom_check(r) for r in quality.custom]
     if spec.model is not None:
-        return load_model(spec.model).to_schema()
+        model_schema = load_model(spec.model).to_schema()
+        model_schema = copy.copy(model_schema)
+        model_schema.checks = [*model_schema.checks, *frame_checks["error"]]
+        warn = frame_checks["warn"]
+        return {
+            "error": model_schema,
+            "warn": pa.DataFrameSchema({}, checks=warn) if warn else None,
+        }
     assert spec.columns is not None
-    return pa.DataFrameSchema(
-        {
-            name: pa.Column(
-                _PANDAS_DTYPES[column.dtype],
-                checks=_checks(column),
-                nullable=column.nullable,
-                unique=column.unique,
-                description=column.description,
-                required=True,
+    columns: dict[Severity, dict[str, pa.Column]] = {"error": {}, "warn": {}}
+    for name, column in spec.columns.items():
+        for severity in ("error", "warn"):
+            groups = [g for g in column.rule_groups if (g.severity or column.severity) == severity]
+            not_null = any(g.not_null for g in groups) or (
+                not column.nullable and column.severity == severity
             )
-            for name, column in spec.columns.items()
-        },
-        strict="filter",
-        ordered=False,
-    )
+            checks = [check for group in groups for check in _checks(group)]
+            if severity == "warn" and not (checks or not_null):
+                continue
+            columns[severity][name] = pa.Column(
+                _PANDAS_DTYPES[column.dtype] if severity == "error" else None,
+                checks=checks,
+                nullable=not not_null,
+                unique=column.unique if severity == "error" else False,
+                description=column.description,
+                required=severity == "error",
+            )
+    return {
+        "error": pa.DataFrameSchema(
+            columns["error"], checks=frame_checks["error"], strict="filter", ordered=False
+        ),
+        "warn": pa.DataFrameSchema(columns["warn"], checks=frame_checks["warn"], ordered=False)
+        if columns["warn"] or frame_checks["warn"]
+        else None,
+    }
 
 
 def logical_types(schema: pa.DataFrameSchema) -> dict[str, str | None]:
@@ -154,72 +210,214 @@ def coerce_column(values: pd.Series, logical: str) -> pd.Series:
 
 @dataclass
 class Failure:
-    """One offending value: which rule, which column, where."""
+    """One offending value: which rule, which column, where, and how severe."""
 
     column: str
     check: str
     value: Any
     object: str
     row: int | None
+    severity: Severity = "error"
+
+
+@dataclass
+class DriftReport:
+    """How the source's columns differ from the declared ones, over a whole window.
+
+    Attributes:
+        added: Columns the source has and the schema does not, with their source type.
+        removed: Declared columns missing from at least one batch of the source.
+        retyped: Declared columns whose source type cannot hold the declared type's values,
+            as ``(declared, found)``.
+    """
+
+    added: dict[str, str] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+    retyped: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def drifted(self) -> bool:
+        """Whether the source differs from the declaration at all."""
+        return bool(self.added or self.removed or self.retyped)
+
+    def observe(self, schema: arrow.Schema, declared: dict[str, str | None]) -> None:
+        """Compare one batch's Arrow schema with the declared logical types."""
+        names = set(schema.names)
+        for name in declared:
+            if name not in names:
+                self.removed.add(name)
+        for source_field in schema:
+            logical = declared.get(source_field.name, "")
+            if source_field.name not in declared:
+                if self.added.get(source_field.name, "null") == "null":
+                    self.added[source_field.name] = str(source_field.type)
+            elif logical and not _compatible(logical, source_field.type):
+                self.retyped[source_field.name] = (logical, str(source_field.type))
+
+
+def _family(dtype: arrow.DataType) -> str | None:
+    if (
+        arrow.types.is_null(dtype)
+        or arrow.types.is_string(dtype)
+        or arrow.types.is_large_string(dtype)
+    ):
+        return None  # text or nothing: any declared type may be parsed from it
+    if arrow.types.is_integer(dtype):
+        return "integer"
+    if arrow.types.is_floating(dtype) or arrow.types.is_decimal(dtype):
+        return "float"
+    if arrow.types.is_boolean(dtype):
+        return "boolean"
+    if arrow.types.is_timestamp(dtype):
+        return "timestamp"
+    if arrow.types.is_date(dtype):
+        return "date"
+    return str(dtype)
+
+
+_ACCEPTS = {
+    "string": {"integer", "float", "boolean", "timestamp", "date"},
+    "int32": {"integer"},
+    "int64": {"integer"},
+    "float32": {"integer", "float"},
+    "float64": {"integer", "float"},
+    "boolean": {"boolean"},
+    "date": {"date", "timestamp"},
+    "timestamp": {"timestamp", "date"},
+}
+
+
+def _compatible(logical: str, dtype: arrow.DataType) -> bool:
+    family = _family(dtype)
+    return family is None or family in _ACCEPTS.get(logical, {family})
 
 
 @dataclass
 class ValidationSummary:
-    """Failures of a whole window, counted per column and rule, with a sample."""
+    """Failures of a whole window, counted per column and rule, with a sample.
+
+    Attributes:
+        rows_checked: Rows validated.
+        rows_failed: Rows that broke an error rule (any of them fails the window).
+        rows_rejected: Rows that broke only warn rules: quarantined, not loaded.
+        counts: Error failures per (column, rule).
+        warn_counts: Warn failures per (column, rule).
+        sample: The first failures, error and warn.
+        drift: The source's columns against the declared ones.
+    """
 
     rows_checked: int = 0
     rows_failed: int = 0
+    rows_rejected: int = 0
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    warn_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     sample: list[Failure] = field(default_factory=list)
+    drift: DriftReport = field(default_factory=DriftReport)
 
     @property
     def passed(self) -> bool:
-        """Whether every row passed every rule."""
+        """Whether no row broke an error rule."""
         return not self.counts
 
     def add(self, failure: Failure, count: int = 1) -> None:
         """Record ``count`` failures of one rule; keep the first ones as a sample."""
-        self.counts[(failure.column, failure.check)] += count
+        counts = self.counts if failure.severity == "error" else self.warn_counts
+        counts[(failure.column, failure.check)] += count
         if len(self.sample) < SAMPLE_SIZE:
             self.sample.append(failure)
 
-    def per_column(self) -> dict[str, int]:
+    def per_column(self, severity: Severity = "error") -> dict[str, int]:
         """Failures per column (a row failing two rules of a column counts twice)."""
         totals: Counter[str] = Counter()
-        for (column, _), count in self.counts.items():
+        counts = self.counts if severity == "error" else self.warn_counts
+        for (column, _), count in counts.items():
             totals[column] += count
         return dict(sorted(totals.items()))
 
-    def describe(self, limit: int = 5) -> str:
+    def describe(self, limit: int = 5, severity: Severity = "error") -> str:
         """A short human summary: the most frequent failures first."""
+        counts = self.counts if severity == "error" else self.warn_counts
         parts = [
-            f"{column}: {count} x {check}"
-            for (column, check), count in self.counts.most_common(limit)
+            f"{column}: {count} x {check}" for (column, check), count in counts.most_common(limit)
         ]
-        more = len(self.counts) - limit
+        more = len(counts) - limit
         return "; ".join(parts) + (f"; and {more} more rules" if more > 0 else "")
 
 
-class BatchValidator:
-    """Coerces and validates batches against a dataset's schema.
+#: Columns of the quarantine table besides the declared ones (which are kept as text).
+REJECT_COLUMNS = [
+    "_ingest_column",
+    "_ingest_rule",
+    "_ingest_value",
+    "_ingest_object",
+    "_ingest_row",
+]
 
-    Args:
-        schema: The dataset's pandera schema.
+
+@dataclass
+class Validated:
+    """One batch after validation.
+
+    Attributes:
+        good: Rows that passed every rule, coerced and masked (None when none did, or when a
+            row broke an error rule: the window will not load).
+        rejected: One row per warn failure of a quarantined row: the row's declared columns as
+            text (masked), then the column, rule, value, object and row number.
     """
 
-    def __init__(self, schema: pa.DataFrameSchema) -> None:
-        self.unique_columns = [name for name, col in schema.columns.items() if col.unique]
+    good: arrow.RecordBatch | None
+    rejected: arrow.RecordBatch | None
+
+
+class BatchValidator:
+    """Coerces, validates and masks batches against a dataset's rules.
+
+    Args:
+        schema: The dataset's schema declaration.
+        quality: Its dataset-wide rules (drift policy, custom rules); default: the defaults.
+        salt: The salt of hash masking (needed when a column is masked with ``hash``).
+    """
+
+    def __init__(
+        self, schema: SchemaSpec, quality: QualitySpec | None = None, *, salt: str | None = None
+    ) -> None:
+        self.quality = quality or QualitySpec()
+        schemas = build_rule_schemas(schema, self.quality)
+        error_schema = schemas["error"]
+        assert error_schema is not None
+        self.unique_columns = [name for name, col in error_schema.columns.items() if col.unique]
         # Uniqueness is checked over the whole window; coercion to the schema's own dtypes is a
         # no-op for inline schemas and maps a model's dtypes (e.g. pa.Date) after ours.
-        self.schema = schema.update_columns(
-            {name: {"unique": False, "coerce": True} for name in schema.columns}
+        self.error_schema = error_schema.update_columns(
+            {name: {"unique": False, "coerce": True} for name in error_schema.columns}
         )
-        self.logical = logical_types(schema)
+        self.warn_schema = schemas["warn"]
+        self.logical = logical_types(error_schema)
+        declared = schema.columns or {}
+        self.severity: dict[str, Severity] = {
+            name: declared[name].severity if name in declared else "error" for name in self.logical
+        }
+        self.masks: dict[str, Mask] = {
+            name: column.mask for name, column in declared.items() if column.mask is not None
+        }
+        self.salt = salt
         self.arrow_schema = arrow.schema(
             [
-                arrow.field(name, ARROW_TYPES[logical] if logical else arrow.null())
+                arrow.field(
+                    name,
+                    arrow.string()
+                    if name in self.masks
+                    else ARROW_TYPES[logical]
+                    if logical
+                    else arrow.null(),
+                )
                 for name, logical in self.logical.items()
             ]
+        )
+        self.rejected_schema = arrow.schema(
+            [arrow.field(name, arrow.string()) for name in self.logical]
+            + [arrow.field(name, arrow.string()) for name in REJECT_COLUMNS[:-1]]
+            + [arrow.field("_ingest_row", arrow.int64())]
         )
 
     def validate(
@@ -229,78 +427,102 @@ class BatchValidator:
         object_uri: str,
         first_row: int,
         summary: ValidationSummary,
-    ) -> arrow.RecordBatch | None:
-        """Validate one batch; record failures in ``summary``.
+    ) -> Validated:
+        """Validate one batch; record failures and drift in ``summary``.
 
         Returns:
-            The batch coerced to the declared types (declared columns only, in declared order),
-            or None when any row failed.
+            The good rows, coerced to the declared types (declared columns in declared order,
+            then the source's new columns when the drift policy is ``evolve``), and the rows
+            warn rules rejected.
         """
+        summary.drift.observe(batch.schema, self.logical)
         frame = batch.to_pandas(types_mapper=_string_mapper)
         summary.rows_checked += len(frame)
-        failed_rows: set[int] = set()
+        for name in self.logical:
+            if name not in frame.columns:
+                frame[name] = pd.Series(pd.NA, index=frame.index, dtype=pd.StringDtype())
+        raw = frame[list(self.logical)].copy()
+        failures: list[tuple[int, Failure]] = []
         coerced_away: set[tuple[str, int]] = set()
         for name, logical in self.logical.items():
-            if logical is None or name not in frame.columns:
+            if logical is None:
                 continue
             original = frame[name]
             converted = coerce_column(original, logical)
             lost = converted.isna() & original.notna()
             for index in lost[lost].index:
                 coerced_away.add((name, int(index)))
-                failed_rows.add(int(index))
-                summary.add(
-                    Failure(
-                        name,
-                        f"coerce_dtype('{logical}')",
-                        original[index],
-                        object_uri,
-                        first_row + int(index),
-                    ),
+                failures.append(
+                    (
+                        int(index),
+                        Failure(
+                            name,
+                            f"coerce_dtype('{logical}')",
+                            _plain(original[index]),
+                            object_uri,
+                            first_row + int(index),
+                            self.severity[name],
+                        ),
+                    )
                 )
             frame[name] = converted
-        try:
-            frame = self.schema.validate(frame, lazy=True)
-        except SchemaErrors as errors:
-            self._record(
-                errors.failure_cases,
-                coerced_away,
-                failed_rows,
-                len(frame),
-                object_uri,
-                first_row,
-                summary,
+        frame = self._run(
+            self.error_schema, frame, "error", coerced_away, failures, object_uri, first_row
+        )
+        if self.warn_schema is not None:
+            self._run(
+                self.warn_schema, frame, "warn", coerced_away, failures, object_uri, first_row
             )
-        except SchemaError as error:  # a schema-level problem, e.g. a dataframe check
-            summary.add(Failure("<table>", str(error.check), None, object_uri, None))
-            failed_rows.update(range(len(frame)))
-        summary.rows_failed += len(failed_rows)
-        if failed_rows or not summary.passed:
-            return None
-        return arrow.RecordBatch.from_pandas(
-            frame[list(self.logical)], schema=self._output_schema(frame), preserve_index=False
+        error_rows = {row for row, failure in failures if failure.severity == "error"}
+        if -1 in error_rows:
+            error_rows = set(range(len(frame)))
+        warn_rows = {row for row, failure in failures if failure.severity == "warn"}
+        if -1 in warn_rows:
+            warn_rows = set(range(len(frame)))
+        rejected_rows = warn_rows - error_rows
+        for _, failure in failures:
+            summary.add(self._masked_failure(failure))
+        summary.rows_failed += len(error_rows)
+        summary.rows_rejected += len(rejected_rows)
+        rejected = self._rejected(raw, failures, rejected_rows, object_uri, first_row)
+        if error_rows or not summary.passed:
+            return Validated(None, rejected)
+        keep = [index for index in range(len(frame)) if index not in rejected_rows]
+        if not keep:
+            return Validated(None, rejected)
+        good_frame = frame.iloc[keep] if rejected_rows else frame
+        good = arrow.RecordBatch.from_pandas(
+            self._mask(cast(pd.DataFrame, good_frame[list(self.logical)])),
+            schema=self._output_schema(good_frame),
+            preserve_index=False,
         )
+        if self.quality.drift == "evolve":
+            take = arrow.array(keep, arrow.int64())
+            for name in summary.drift.added:
+                if name in batch.schema.names and name not in self.logical:
+                    column = batch.column(name)
+                    good = good.append_column(name, column.take(take) if rejected_rows else column)
+        return Validated(good, rejected)
 
-    def _output_schema(self, frame: pd.DataFrame) -> arrow.Schema:
-        return arrow.schema(
-            [
-                arrow.field(name, ARROW_TYPES[logical])
-                if logical
-                else arrow.field(name, arrow.Array.from_pandas(frame[name]).type)
-                for name, logical in self.logical.items()
-            ]
-        )
-
-    @staticmethod
-    def _record(
-        cases: pd.DataFrame,
+    def _run(
+        self,
+        schema: pa.DataFrameSchema,
+        frame: pd.DataFrame,
+        severity: Severity,
         coerced_away: set[tuple[str, int]],
-        failed_rows: set[int],
-        batch_rows: int,
+        failures: list[tuple[int, Failure]],
         object_uri: str,
         first_row: int,
-        summary: ValidationSummary,
-    ) -> None:
+    ) -> pd.DataFrame:
+        try:
+            return schema.validate(frame, lazy=True)
+        except SchemaErrors as errors:
+            cases = errors.failure_cases
+        except SchemaError as error:  # a schema-level problem, e.g. a dataframe check
+            failures.append(
+                (-1, Failure("<table>", str(error.check), None, object_uri, None, severity))
+            )
+            return frame
         for case in cases.to_dict("records"):
             column = "<table>" if case["column"] is None else str(case["column"])
             index = None if case["index"] is None or pd.isna(case["index"]) else int(case["index"])
@@ -310,19 +532,92 @@ class BatchValidator:
             if check == "column_in_dataframe":
                 column = str(case["failure_case"])
                 check = "column missing"
-            if index is None:
-                failed_rows.update(range(batch_rows))
-            else:
-                failed_rows.add(index)
-            summary.add(
-                Failure(
-                    column,
-                    check,
-                    _plain(case["failure_case"]),
-                    object_uri,
-                    None if index is None else first_row + index,
+            failures.append(
+                (
+                    -1 if index is None else index,
+                    Failure(
+                        column,
+                        check,
+                        _plain(case["failure_case"]),
+                        object_uri,
+                        None if index is None else first_row + index,
+                        severity,
+                    ),
                 )
             )
+        return frame
+
+    def _masked_failure(self, failure: Failure) -> Failure:
+        if failure.column in self.masks and failure.value is not None:
+            value = mask_values(
+                pd.Series([str(failure.value)], dtype=pd.StringDtype()),
+                self.masks[failure.column],
+                self.salt,
+            )[0]
+            return dataclasses.replace(failure, value=value)
+        return failure
+
+    def _mask(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if not self.masks:
+            return frame
+        frame = frame.copy()
+        for name, method in self.masks.items():
+            values = cast(pd.Series, frame[name])
+            text = values if self.logical[name] == "string" else _as_text(values)
+            frame[name] = mask_values(text, method, self.salt)
+        return frame
+
+    def _rejected(
+        self,
+        raw: pd.DataFrame,
+        failures: list[tuple[int, Failure]],
+        rows: set[int],
+        object_uri: str,
+        first_row: int,
+    ) -> arrow.RecordBatch | None:
+        if not rows:
+            return None
+        picked = [
+            (row, failure)
+            for row, failure in failures
+            if failure.severity == "warn" and (row in rows or row == -1)
+        ]
+        expanded = [
+            (row, failure)
+            for position, failure in picked
+            for row in (sorted(rows) if position == -1 else [position])
+        ]
+        indices = [row for row, _ in expanded]
+        text = self._mask(raw.iloc[indices].apply(_as_text).reset_index(drop=True))
+        masked = [self._masked_failure(failure) for _, failure in expanded]
+        text["_ingest_column"] = [failure.column for failure in masked]
+        text["_ingest_rule"] = [failure.check for failure in masked]
+        text["_ingest_value"] = [None if f.value is None else str(f.value) for f in masked]
+        text["_ingest_object"] = object_uri
+        text["_ingest_row"] = [first_row + row for row in indices]
+        return arrow.RecordBatch.from_pandas(
+            text, schema=self.rejected_schema, preserve_index=False
+        )
+
+    def _output_schema(self, frame: pd.DataFrame) -> arrow.Schema:
+        return arrow.schema(
+            [
+                arrow.field(name, arrow.string())
+                if name in self.masks
+                else arrow.field(name, ARROW_TYPES[logical])
+                if logical
+                else arrow.field(name, arrow.Array.from_pandas(frame[name]).type)
+                for name, logical in self.logical.items()
+            ]
+        )
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Values as text, as they would be shown (nulls stay null)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        text = values.dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+        return text.astype(pd.StringDtype())
+    return values.astype(pd.StringDtype())
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,50 @@
+"""Masking of classified columns on load: a keyed hash, or redaction.
+
+``hash`` replaces a value by HMAC-SHA256(salt, value) in hex: equal values stay equal (so masked
+keys still join and count) while the raw value cannot be read back without the salt. ``redact``
+replaces every non-null value by :data:`REDACTED`. Nulls stay null either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pandas as pd
+
+from ingest_assets.spec import Mask
+
+#: What a redacted value reads in the warehouse.
+REDACTED = "[redacted]"
+#: A hashed value: 64 lowercase hex digits.
+HASH_PATTERN = r"^[0-9a-f]{64}$"
+
+
+def mask_values(values: pd.Series, method: Mask, salt: str | None) -> pd.Series:
+    """Mask text values.
+
+    Args:
+        values: The values, as text (nulls allowed).
+        method: ``hash`` or ``redact``.
+        salt: The key of the hash (required for ``hash``).
+
+    Returns:
+        The masked values as a string Series with the same index.
+
+    Raises:
+        ValueError: ``hash`` without a salt.
+    """
+    values = values.astype(pd.StringDtype())
+    if method == "redact":
+        return values.where(values.isna(), REDACTED)
+    if not salt:
+        raise ValueError("hash masking needs a salt")
+    key = salt.encode()
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    digests = [hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest() for v in uniques]
+    masked = pd.Series(
+        [digests[code] if code >= 0 else None for code in codes],
+        index=values.index,
+        dtype=pd.StringDtype(),
+    )
+    return masked
