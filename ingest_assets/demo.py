@@ -4,8 +4,8 @@
 datasets in ``ingest_assets/defs/demo/`` expect: orders as CSV (two drops a day), page views as
 hourly NDJSON, exchange rates as daily Parquet, and the day's new and changed customers in a
 SQLite application database. Content is a pure function of the date; days already seeded are
-left alone. One day, the fifth,
-carries a few bad orders so that the validation gate can be seen in the UI.
+left alone. The fifth day carries bad amounts so that the validation gate can be seen in the UI
+failing a partition, and the third two malformed emails, quarantined while the rest loads.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 DEMO_START = date(2026, 11, 1)
-#: The demo day whose orders break the schema (a negative amount, a malformed email).
+#: The demo day whose orders break the schema (negative amounts: the partition fails).
 BAD_DAY = DEMO_START + timedelta(days=4)
+#: The demo day with two malformed emails (a warn rule: the rows are quarantined, the rest load).
+WARN_DAY = DEMO_START + timedelta(days=2)
 _COUNTRIES = ["DE", "FR", "US", "GB", "NL", "ES", "IT", "PL", "SE", "BR"]
 _CURRENCIES = {"EUR": 1.0, "USD": 1.08, "GBP": 0.86, "SEK": 11.5, "PLN": 4.3, "BRL": 5.9}
 _STATUSES = ["placed", "paid", "shipped", "cancelled"]
@@ -55,6 +57,9 @@ def orders_rows(day: date, part: int, rows: int = 120) -> list[dict[str, str]]:
         out[7]["amount"] = "-12.50"
         out[42]["amount"] = "-3.00"
         out[99]["customer_email"] = "not-an-email"
+    if day == WARN_DAY and part == 2:
+        out[5]["customer_email"] = "customer-at-example.com"
+        out[77]["customer_email"] = "customer@example"
     return out
 
 

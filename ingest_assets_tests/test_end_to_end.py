@@ -118,6 +118,7 @@ def run_dagster_dev(tmp_path: Path, **instance_changes: str) -> Iterator[Dagster
         "DAGSTER_HOME": str(home),
         "INGEST_ASSETS_DATA_DIR": str(data),
         "DEMO_APP_DB_URL": f"sqlite:///{data / 'demo_app.sqlite'}",
+        "INGEST_MASKING_SALT": "end-to-end-test-salt",
     }
     log = tmp_path / "dagster.log"
     with log.open("wb") as out:
@@ -190,7 +191,21 @@ def test_backfill_of_three_partitions_through_graphql_lands_rows_in_duckdb(
         "SELECT _ingest_window_start::DATE::VARCHAR, count(*), count(DISTINCT _ingest_run_id) "
         "FROM raw.orders GROUP BY 1 ORDER BY 1",
     )
-    assert counts == [(day, 240, 1) for day in partitions]
+    # The third day's two malformed emails are quarantined (a warn rule); the rest loads.
+    assert counts == [("2026-11-01", 240, 1), ("2026-11-02", 240, 1), ("2026-11-03", 238, 1)]
+    assert query(data, "SELECT _ingest_rule, count(*) FROM raw.orders__rejected GROUP BY 1") == [
+        ("email", 2)
+    ]
+    emails = query(
+        data,
+        "SELECT count(*) FROM raw.orders WHERE NOT regexp_full_match("
+        "customer_email, '[0-9a-f]{64}')",
+    )
+    assert emails == [(0,)], "customer emails are stored hashed"
+    audit = query(
+        data, "SELECT dataset, status, count(*) FROM ingest_audit.loads GROUP BY ALL ORDER BY 1"
+    )
+    assert audit == [("customers", "success", 3), ("orders", "success", 3)]
     # The SQL dataset: each day's new and changed customers, merged by id.
     with sqlite3.connect(data / "demo_app.sqlite") as app:
         (expected,) = app.execute(

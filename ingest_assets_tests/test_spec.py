@@ -38,6 +38,7 @@ def test_demo_definitions_load_with_partitioned_assets_and_blocking_checks(data_
         ("schema", True),
         ("drift", True),
         ("volume", True),
+        ("masking", True),
     }
     assert orders.owners_by_key[dg.AssetKey("orders")] == ["team:commerce"]
     assert set(orders.specs_by_key[dg.AssetKey("orders")].kinds) == {"file", "duckdb"}
@@ -52,6 +53,7 @@ def test_demo_definitions_load_with_partitioned_assets_and_blocking_checks(data_
         ("schema", True),
         ("drift", True),
         ("volume", True),
+        ("masking", True),
         ("reconciliation", True),
     }
     assert set(customers.specs_by_key[dg.AssetKey("customers")].kinds) == {"sql", "duckdb"}
@@ -98,14 +100,14 @@ DEMO_YAML = (PROJECT_ROOT / "ingest_assets/defs/demo/landing/defs.yaml").read_te
         (
             "amount: {dtype: float64",
             "amount: {dtype: money",
-            21,
+            24,
             "attributes.datasets.0.schema.columns.amount.dtype",
             "is not one of ['string', 'int32'",
         ),
         (
             "table: raw.orders",
             "tabel: raw.orders",
-            26,
+            32,
             "attributes.datasets.0.destination",
             "'table' is a required property",
         ),
