@@ -216,6 +216,44 @@ def test_masking_is_keyed_and_stable() -> None:
         mask_values(values, "hash", None)
 
 
+def whole_cents(values: pd.Series) -> pd.Series:
+    """A custom column rule by reference: amounts have at most two decimals."""
+    return (values * 100).round(6) % 1 == 0
+
+
+def total_is_amount_times_quantity(frame: pd.DataFrame) -> pd.Series:
+    """A custom frame rule by reference: the row's total is amount x quantity."""
+    return (frame["total"] - frame["amount"] * frame["quantity"]).abs() < 0.005
+
+
+def test_custom_pandera_checks_by_reference_with_their_severity() -> None:
+    schema = SchemaSpec.model_validate(
+        {
+            "columns": {
+                "amount": {
+                    "dtype": "float64",
+                    "checks": {"custom": [f"{__name__}:whole_cents"], "severity": "warn"},
+                },
+                "quantity": {"dtype": "int64"},
+                "total": {"dtype": "float64"},
+            }
+        }
+    )
+    quality = QualitySpec(custom=[f"{__name__}:total_is_amount_times_quantity"])
+    batch = pa.record_batch(
+        {"amount": [1.5, 2.125, 3.0], "quantity": [2, 1, 2], "total": [3.0, 2.125, 7.0]}
+    )
+    summary = ValidationSummary()
+    validated = BatchValidator(schema, quality).validate(
+        batch, object_uri="f", first_row=1, summary=summary
+    )
+    assert dict(summary.warn_counts) == {("amount", "whole_cents"): 1}
+    assert dict(summary.counts) == {("<table>", "total_is_amount_times_quantity"): 1}
+    assert validated.good is None and summary.rows_failed == 1
+    with pytest.raises(ValueError, match="cannot import"):
+        QualitySpec(custom=[f"{__name__}:no_such_rule"])
+
+
 # -- whole loads ----------------------------------------------------------------------------
 
 WARN_EMAIL = {

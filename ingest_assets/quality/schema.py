@@ -523,9 +523,19 @@ class BatchValidator:
                 (-1, Failure("<table>", str(error.check), None, object_uri, None, severity))
             )
             return frame
+        table_rows: set[tuple[int | None, str]] = set()
         for case in cases.to_dict("records"):
             column = "<table>" if case["column"] is None else str(case["column"])
             index = None if case["index"] is None or pd.isna(case["index"]) else int(case["index"])
+            if (
+                case["schema_context"] == "DataFrameSchema"
+                and case["check"] != "column_in_dataframe"
+            ):
+                # A frame-level rule: pandera lists each column of a failing row; report the row.
+                if (index, str(case["check"])) in table_rows:
+                    continue
+                table_rows.add((index, str(case["check"])))
+                column, case["failure_case"] = "<table>", None
             if index is not None and (column, index) in coerced_away:
                 continue  # already reported as a value that does not convert
             check = str(case["check"])
