@@ -13,7 +13,9 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pytest
+from dagster_duckdb import DuckDBResource
 
+from ingest_assets.components.assets import dataset_asset
 from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import load_window
 from ingest_assets.quality.checks import (
@@ -533,3 +535,29 @@ def _source(spec: DatasetSpec) -> ObjectStoreSource:
 
 def _day(day: int) -> Window:
     return Window(datetime(2026, 10, day, tzinfo=UTC), datetime(2026, 10, day + 1, tzinfo=UTC))
+
+
+def test_checks_run_alone_judge_the_partition_without_writing(data_dir: Path) -> None:
+    landing = data_dir / "landing" / "orders"
+    spec = orders_spec("landing/orders", schema={"columns": WARN_EMAIL})
+    write_csv(landing / "dt=2026-10-02" / "a.csv", order_rows("2026-10-02", 100))
+    assert materialize(spec, "2026-10-02", data_dir).success
+    rows = [{**row, "coupon": "X"} for row in _bad_emails("2026-10-02", 100, 2)]
+    write_csv(landing / "dt=2026-10-02" / "a.csv", rows)
+    asset = dataset_asset(spec, origin="test")
+    # As "Execute checks" in the UI: no partition given, so the latest loaded window is judged.
+    result = dg.materialize(
+        [asset],
+        resources={"duckdb": DuckDBResource(database=str(data_dir / "warehouse.duckdb"))},
+        selection=dg.AssetSelection.checks_for_assets(asset),
+        raise_on_error=False,
+    )
+    assert result.success and not result.asset_materializations_for_node("orders")
+    judged = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert set(judged) == {"schema", "drift", "volume"}
+    assert judged["schema"].metadata["rows_rejected"].value == 2
+    assert judged["drift"].metadata["added"].value == {"coupon": "string"}
+    assert query(data_dir, "SELECT count(*) FROM raw.orders") == [(100,)]
+    assert query(data_dir, "SELECT count(*) FROM ingest_audit.loads") == [(1,)], (
+        "a check run is not a load"
+    )
