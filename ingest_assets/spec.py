@@ -352,19 +352,24 @@ class ColumnSpec(_Strict):
         return self
 
 
+def _import(reference: str, what: str) -> Any:
+    """Import the object a 'package.module:<what>' reference names (ValueError if it cannot)."""
+    module_name, _, attr = reference.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"{reference!r} is not of the form 'package.module:{what}'")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {reference!r}: {exc}") from None
+
+
 def load_check(reference: str) -> Any:
     """Import a custom rule given as 'package.module:name' (a pandera Check or a function).
 
     Raises:
         ValueError: the reference does not name a pandera Check or a callable.
     """
-    module_name, _, attr = reference.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"{reference!r} is not of the form 'package.module:name'")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import {reference!r}: {exc}") from None
+    obj = _import(reference, "name")
     if not callable(obj):
         raise ValueError(f"{reference!r} is neither a pandera Check nor a function")
     return obj
@@ -414,13 +419,7 @@ def load_model(reference: str) -> Any:
     """
     from pandera.api.dataframe.model import DataFrameModel
 
-    module_name, _, attr = reference.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"{reference!r} is not of the form 'package.module:ClassName'")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import {reference!r}: {exc}") from None
+    obj = _import(reference, "ClassName")
     if not (isinstance(obj, type) and issubclass(obj, DataFrameModel)):
         raise ValueError(f"{reference!r} is not a pandera DataFrameModel class")
     return obj
