@@ -246,11 +246,17 @@ class RestReader:
             )
         return records
 
-    def _batch(self, records: list[Any], columns: list[str]) -> pa.RecordBatch:
+    def _batch(self, records: list[Any], declared: list[str]) -> pa.RecordBatch:
+        """The page's records as columns: the declared ones, then any others (for drift)."""
         rows = [
             flatten(r) if self.source.nested == "flatten" and isinstance(r, Mapping) else r
             for r in records
         ]
+        seen = dict.fromkeys(declared)
+        for row in rows:
+            if isinstance(row, Mapping):
+                seen.update(dict.fromkeys(row))
+        columns = list(seen)
         arrays = []
         for name in columns:
             values = [row.get(name) if isinstance(row, Mapping) else None for row in rows]
