@@ -25,6 +25,7 @@ from ingest_assets.audit import AuditRecord
 from ingest_assets.destinations.duckdb import (
     WINDOW_COLUMN,
     DuckDBWarehouse,
+    WindowWrite,
     quarantine_table,
     quote,
 )
@@ -177,46 +178,95 @@ def load_window(
             blocks the load; nothing was written. Carries the report.
         DestinationError: the write failed; the previous rows are intact.
     """
+    (report,) = load_windows(
+        spec,
+        [window],
+        reader,
+        warehouse,
+        run_id=run_id,
+        partitions=None if partition is None else [partition],
+        salt=salt,
+        log=log,
+    )
+    return report
+
+
+def load_windows(
+    spec: DatasetSpec,
+    windows: list[Window],
+    reader: SourceReader,
+    warehouse: DuckDBWarehouse | None,
+    *,
+    run_id: str,
+    partitions: list[str] | None = None,
+    salt: str | None = None,
+    log: logging.Logger | None = None,
+) -> list[LoadReport]:
+    """Load several windows of a dataset in one pass: all of them, or none.
+
+    Each window is read, validated and judged on its own (its own checks and audit row), then
+    every window is written in one warehouse transaction, each replacing exactly its own rows.
+    If any window fails, nothing is written and every window gets a ``failed`` audit row.
+
+    Args:
+        spec: The dataset.
+        windows: The windows, oldest first.
+        reader: The dataset's source, opened.
+        warehouse: The destination; None validates without writing (a dry run).
+        run_id: Identifies the run in the loaded rows.
+        partitions: The partition key of each window, for the audit rows (default: the windows
+            as text).
+        salt: The salt of hash masking.
+        log: Where progress goes.
+
+    Returns:
+        One report per window, in order.
+
+    Raises:
+        SourceError, ValidationFailed, DestinationError: as :func:`load_window`; a
+            ``ValidationFailed`` carries the report of the first window that failed.
+    """
+    log = log or _log
+    keys = partitions or [str(window) for window in windows]
     started_at = datetime.now(UTC)
-    cpu_started = time.process_time()
     peak = PeakMemory()
-    report = LoadReport(spec.name, window, spec.destination.table)
+    reports = [LoadReport(spec.name, window, spec.destination.table) for window in windows]
     try:
         _load(
             spec,
-            window,
+            reports,
             reader,
             warehouse,
-            report,
             run_id=run_id,
             salt=salt,
-            partition=partition or str(window),
+            keys=keys,
             started_at=started_at,
-            log=log or _log,
-            cpu_started=cpu_started,
+            log=log,
             peak=peak,
         )
     except Exception as exc:
-        report.cpu_seconds = time.process_time() - cpu_started
-        report.peak_rss_bytes = peak.read()
-        if warehouse is not None:
-            record = report.audit(
-                run_id=run_id, partition=partition or str(window), started_at=started_at
-            )
+        failed = exc.report if isinstance(exc, ValidationFailed) else None
+        error = (
+            str(exc) if isinstance(exc, IngestError) else f"unexpected {type(exc).__name__}: {exc}"
+        )
+        for key, report in zip(keys, reports, strict=True):
+            report.peak_rss_bytes = peak.read()
+            if warehouse is None:
+                continue
+            record = report.audit(run_id=run_id, partition=key, started_at=started_at)
             record.status, record.rows_written, record.checksum = "failed", 0, None
             record.error = (
-                str(exc)
-                if isinstance(exc, IngestError)
-                else (f"unexpected {type(exc).__name__}: {exc}")
+                error
+                if failed is None or failed is report or len(reports) == 1
+                else f"not written: partition {keys[reports.index(failed)]} of the same run "
+                f"failed ({error})"
             )
             try:
                 warehouse.record_load(record)
             except Exception as audit_exc:  # never hide the load's own error
-                (log or _log).warning(
-                    "%s: the audit row could not be written: %s", spec.name, audit_exc
-                )
+                log.warning("%s: the audit row could not be written: %s", spec.name, audit_exc)
         raise
-    return report
+    return reports
 
 
 def record_failure(
@@ -244,17 +294,15 @@ def record_failure(
 
 def _load(
     spec: DatasetSpec,
-    window: Window,
+    reports: list[LoadReport],
     reader: SourceReader,
     warehouse: DuckDBWarehouse | None,
-    report: LoadReport,
     *,
     run_id: str,
     salt: str | None,
-    partition: str,
+    keys: list[str],
     started_at: datetime,
     log: logging.Logger,
-    cpu_started: float,
     peak: PeakMemory,
 ) -> None:
     declared = spec.table_schema.columns or {}
@@ -266,8 +314,87 @@ def _load(
             "it stable, or hashed values stop matching earlier loads).",
         )
     validator = BatchValidator(spec.table_schema, spec.quality, salt=salt)
-    report.schema = validator.arrow_schema
     masking = masking_outcome(declared, spec.quality)
+    volume = spec.quality.volume
+    history = (
+        warehouse.load_history(spec.name, reports[0].window.start, volume.trailing if volume else 1)
+        if warehouse is not None
+        else []
+    )
+    with tempfile.TemporaryDirectory(prefix="ingest_assets-") as tmp:
+        stages: list[Stage] = []
+        for index, report in enumerate(reports):
+            cpu_started = time.process_time()
+            report.schema = validator.arrow_schema
+            try:
+                stage = _read(
+                    spec, report, reader, validator, Path(tmp) / f"window-{index:05d}", log
+                )
+            finally:
+                report.cpu_seconds = time.process_time() - cpu_started
+            stages.append(stage)
+            report.checks[MASKING] = masking
+            if warehouse is not None:
+                report.checks[VOLUME] = volume_outcome(
+                    report.rows_read, history, volume, spec.quality.row_count
+                )
+                history.insert(0, report.rows_read)  # the next window of the range compares too
+            report.peak_rss_bytes = peak.read()
+            blocking = [outcome for outcome in report.checks.values() if outcome.blocks]
+            if blocking:
+                raise ValidationFailed(
+                    f"Dataset '{spec.name}', window {report.window}: "
+                    + "; ".join(f"check '{o.name}' failed: {o.description}" for o in blocking)
+                    + ". Nothing was written; the table keeps its previous rows.",
+                    fix=_fix(blocking),
+                    report=report,
+                )
+        if warehouse is None:
+            return
+        write_started = time.perf_counter()
+        audits = [
+            report.audit(run_id=run_id, partition=key, started_at=started_at)
+            for key, report in zip(keys, reports, strict=True)
+        ]
+        for audit in audits:
+            audit.peak_rss_bytes = peak.read()
+        written = warehouse.write_windows(
+            spec.destination,
+            [
+                WindowWrite(report.window, stage.files, stage.rejected_files, audit)
+                for report, stage, audit in zip(reports, stages, audits, strict=True)
+            ],
+            load=spec.load,
+            run_id=run_id,
+            dataset=spec.name,
+        )
+        write_seconds = time.perf_counter() - write_started
+    for report, audit, rows in zip(reports, audits, written, strict=True):
+        report.rows_written = rows
+        report.timings["write"] = write_seconds / len(reports)
+        # The same figures as the audit row committed with the data (measured before the write).
+        report.cpu_seconds, report.peak_rss_bytes = audit.cpu_seconds, audit.peak_rss_bytes
+        log.info(
+            "%s %s: %d rows written to %s (%d rejected, %d duplicates dropped)",
+            spec.name,
+            report.window,
+            report.rows_written,
+            spec.destination.table,
+            report.rows_rejected,
+            report.rows_deduplicated,
+        )
+
+
+def _read(
+    spec: DatasetSpec,
+    report: LoadReport,
+    reader: SourceReader,
+    validator: BatchValidator,
+    folder: Path,
+    log: logging.Logger,
+) -> Stage:
+    """Read, validate and stage one window; judge its checks (all but volume and masking)."""
+    window = report.window
     with report.phase("list"):
         plan = reader.plan(window)
     report.objects, report.bytes_read = plan.origins, plan.bytes
@@ -282,80 +409,34 @@ def _load(
     arrow_types = {
         name: ARROW_TYPES[logical] for name, logical in validator.logical.items() if logical
     }
-    with tempfile.TemporaryDirectory(prefix="ingest_assets-") as tmp:
-        stage = Stage(Path(tmp), validator.arrow_schema, validator.rejected_schema)
-        with report.phase("read_validate"), stage:
-            for chunk in reader.read(window, arrow_types):
-                report.rows_read += chunk.batch.num_rows
-                validated = validator.validate(
-                    chunk.batch,
-                    object_uri=chunk.origin,
-                    first_row=chunk.first_row,
-                    summary=report.validation,
-                )
-                stage.write(validated, chunk.origin, chunk.period_start.astimezone(UTC))
-        summary = report.validation
-        if validator.unique_columns and summary.passed:
-            with report.phase("unique"):
-                _check_unique(stage.files, validator.unique_columns, summary)
-        key = spec.quality.unique_key or (spec.dedup.key if spec.dedup else None)
-        with report.phase("dedup_checksum"):
-            if spec.dedup is not None and summary.passed:
-                report.rows_deduplicated = stage.dedup(spec.dedup.key, spec.dedup.order_by)
-            if key:
-                report.checks[KEY_UNIQUE] = _key_check(stage.files, key, report.rows_deduplicated)
-            report.checksum = stage.checksum()
-        report.checks[SCHEMA] = schema_outcome(
-            summary, report.rows_read, spec.quality, quarantine_table(spec.destination).table
-        )
-        report.checks[DRIFT] = drift_outcome(summary.drift, spec.quality.drift)
-        report.checks[MASKING] = masking
-        if warehouse is not None:
-            history = warehouse.load_history(
-                spec.name, window.start, spec.quality.volume.trailing if spec.quality.volume else 1
+    folder.mkdir()
+    stage = Stage(folder, validator.arrow_schema, validator.rejected_schema)
+    with report.phase("read_validate"), stage:
+        for chunk in reader.read(window, arrow_types):
+            report.rows_read += chunk.batch.num_rows
+            validated = validator.validate(
+                chunk.batch,
+                object_uri=chunk.origin,
+                first_row=chunk.first_row,
+                summary=report.validation,
             )
-            report.checks[VOLUME] = volume_outcome(
-                report.rows_read, history, spec.quality.volume, spec.quality.row_count
-            )
-        report.cpu_seconds = time.process_time() - cpu_started
-        report.peak_rss_bytes = peak.read()
-        blocking = [outcome for outcome in report.checks.values() if outcome.blocks]
-        if blocking:
-            raise ValidationFailed(
-                f"Dataset '{spec.name}', window {window}: "
-                + "; ".join(f"check '{o.name}' failed: {o.description}" for o in blocking)
-                + ". Nothing was written; the table keeps its previous rows.",
-                fix=_fix(blocking),
-                report=report,
-            )
-        if warehouse is None:
-            return
-        with report.phase("write"):
-            audit = report.audit(run_id=run_id, partition=partition, started_at=started_at)
-            audit.cpu_seconds = round(time.process_time() - cpu_started, 3)
-            audit.peak_rss_bytes = peak.read()
-            report.rows_written = warehouse.write_window(
-                spec.destination,
-                stage.files,
-                window,
-                load=spec.load,
-                run_id=run_id,
-                dataset=spec.name,
-                rejected=stage.rejected_files,
-                audit=audit,
-            )
-    # The same figures as the audit row committed with the data (measured before the write).
-    report.cpu_seconds, report.peak_rss_bytes = audit.cpu_seconds, audit.peak_rss_bytes
-    log.info(
-        "%s %s: %d rows written to %s (%d rejected, %d duplicates dropped) in %.2fs",
-        spec.name,
-        window,
-        report.rows_written,
-        spec.destination.table,
-        report.rows_rejected,
-        report.rows_deduplicated,
-        report.duration_seconds,
+            stage.write(validated, chunk.origin, chunk.period_start.astimezone(UTC))
+    summary = report.validation
+    if validator.unique_columns and summary.passed:
+        with report.phase("unique"):
+            _check_unique(stage.files, validator.unique_columns, summary)
+    key = spec.quality.unique_key or (spec.dedup.key if spec.dedup else None)
+    with report.phase("dedup_checksum"):
+        if spec.dedup is not None and summary.passed:
+            report.rows_deduplicated = stage.dedup(spec.dedup.key, spec.dedup.order_by)
+        if key:
+            report.checks[KEY_UNIQUE] = _key_check(stage.files, key, report.rows_deduplicated)
+        report.checksum = stage.checksum()
+    report.checks[SCHEMA] = schema_outcome(
+        summary, report.rows_read, spec.quality, quarantine_table(spec.destination).table
     )
+    report.checks[DRIFT] = drift_outcome(summary.drift, spec.quality.drift)
+    return stage
 
 
 def _fix(blocking: list[CheckOutcome]) -> str:

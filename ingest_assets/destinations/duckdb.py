@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -39,6 +40,16 @@ def qualified(table: DestinationSpec) -> str:
     return f"{quote(table.schema_name)}.{quote(table.table_name)}"
 
 
+@dataclass
+class WindowWrite:
+    """What one window writes: its staged rows, its rejected rows and its audit row."""
+
+    window: Window
+    staged: list[Path]
+    rejected: list[Path]
+    audit: AuditRecord | None = None
+
+
 class DuckDBWarehouse:
     """Writes windows of a dataset into a DuckDB table.
 
@@ -64,55 +75,86 @@ class DuckDBWarehouse:
         rejected: list[Path] | None = None,
         audit: AuditRecord | None = None,
     ) -> int:
-        """Write the staged rows for the window, atomically, as the load mode says.
-
-        ``replace_window`` and ``snapshot`` delete the window's rows and insert the staged ones;
-        ``append`` inserts; ``merge`` upserts by primary key, where a row replaces a stored row of
-        the same key only if its ``order_by`` value is not older. That rule makes merges of
-        different windows commute, so concurrent backfills end in the same state in any order.
-        In the same transaction the window's quarantined rows replace the previous ones in
-        ``<table>__rejected`` (appended for ``append`` loads) and the audit row is appended.
-
-        Args:
-            table: The destination table.
-            staged: Parquet files of the rows to write (their columns may differ: they are
-                combined by name).
-            window: The window the rows belong to.
-            load: The load mode.
-            run_id: Identifies the run in the loaded rows.
-            dataset: The dataset's name, for messages.
-            rejected: Parquet files of the rows warn rules rejected.
-            audit: The load's audit row; ``rows_written`` is filled in before it is appended.
+        """Write one window's staged rows atomically (see :meth:`write_windows`).
 
         Returns:
             The number of rows inserted.
+        """
+        (written,) = self.write_windows(
+            table,
+            [WindowWrite(window, staged, rejected or [], audit)],
+            load=load,
+            run_id=run_id,
+            dataset=dataset,
+        )
+        return written
+
+    def write_windows(
+        self,
+        table: DestinationSpec,
+        writes: list[WindowWrite],
+        *,
+        load: LoadSpec,
+        run_id: str,
+        dataset: str,
+    ) -> list[int]:
+        """Write the staged rows of one or more windows in one transaction, as the load mode says.
+
+        ``replace_window`` and ``snapshot`` delete each window's rows and insert its staged ones;
+        ``append`` inserts; ``merge`` upserts by primary key, where a row replaces a stored row of
+        the same key only if its ``order_by`` value is not older. That rule makes merges of
+        different windows commute, so concurrent backfills end in the same state in any order.
+        In the same transaction each window's quarantined rows replace the previous ones in
+        ``<table>__rejected`` (appended for ``append`` loads) and each window's audit row is
+        appended.
+
+        Args:
+            table: The destination table.
+            writes: Per window: the staged Parquet files of its rows (their columns may differ:
+                they are combined by name), of its rejected rows, and its audit row
+                (``rows_written`` is filled in before it is appended).
+            load: The load mode.
+            run_id: Identifies the run in the loaded rows.
+            dataset: The dataset's name, for messages.
+
+        Returns:
+            The number of rows inserted per window.
 
         Raises:
             DestinationError: the write failed; the table is as it was before.
         """
         name = qualified(table)
-        files = [str(path) for path in staged]
+        written: list[int] = []
+        window = (
+            writes[0].window
+            if len(writes) == 1
+            else Window(writes[0].window.start, writes[-1].window.end)
+        )
         try:
             with self.connect() as conn:
                 conn.execute("BEGIN TRANSACTION")
                 try:
                     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema_name)}")
-                    self._ensure_table(conn, name, table, files)
-                    if load.mode in ("replace_window", "snapshot"):
-                        self._delete_window(conn, name, window)
-                    if load.mode == "merge":
-                        row = self._merge(conn, name, files, load, run_id)
-                    else:
-                        row = conn.execute(
-                            f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
-                            f"now() AS _ingest_loaded_at FROM {_STAGED}",
-                            [run_id, files],
-                        ).fetchone()
-                    written = int(row[0]) if row else 0
-                    self._quarantine(conn, table, window, rejected or [], load, run_id)
-                    if audit is not None:
-                        audit.rows_written = written
-                        _append_audit(conn, audit)
+                    self._ensure_table(
+                        conn, name, table, [str(p) for write in writes for p in write.staged]
+                    )
+                    for write in writes:
+                        files = [str(path) for path in write.staged]
+                        if load.mode in ("replace_window", "snapshot"):
+                            self._delete_window(conn, name, write.window)
+                        if load.mode == "merge":
+                            row = self._merge(conn, name, files, load, run_id)
+                        else:
+                            row = conn.execute(
+                                f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
+                                f"now() AS _ingest_loaded_at FROM {_STAGED}",
+                                [run_id, files],
+                            ).fetchone()
+                        written.append(int(row[0]) if row else 0)
+                        self._quarantine(conn, table, write.window, write.rejected, load, run_id)
+                        if write.audit is not None:
+                            write.audit.rows_written = written[-1]
+                            _append_audit(conn, write.audit)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
