@@ -639,6 +639,12 @@ class LoadSpec(_Strict):
             "order_by winning; snapshot: the whole source table is copied for each partition."
         ),
     )
+    max_partitions_per_run: int = Field(
+        default=31,
+        ge=1,
+        description="Partitions a backfill loads in one run (one read pass and one write "
+        "transaction, each partition replaced exactly); 1 gives a run per partition.",
+    )
     primary_key: list[str] | None = Field(default=None, description="Key columns for 'merge'.")
     order_by: str | None = Field(
         default=None,

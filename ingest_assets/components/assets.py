@@ -8,7 +8,7 @@ import dagster as dg
 import pyarrow as pa
 
 from ingest_assets.destinations.duckdb import DuckDBWarehouse, quarantine_table
-from ingest_assets.engine import LoadReport, load_window, record_failure
+from ingest_assets.engine import LoadReport, load_window, load_windows, record_failure
 from ingest_assets.environment import open_store
 from ingest_assets.errors import IngestError, SourceError, ValidationFailed
 from ingest_assets.quality.checks import (
@@ -18,6 +18,7 @@ from ingest_assets.quality.checks import (
     SCHEMA,
     VOLUME,
     CheckOutcome,
+    combine,
     schema_outcome,
     volume_outcome,
 )
@@ -259,6 +260,44 @@ def materialization_metadata(
     }
 
 
+def range_metadata(
+    spec: DatasetSpec, keys: list[str], reports: list[LoadReport], database: str
+) -> dict[str, Any]:
+    """Metadata of a run that loaded several partitions at once.
+
+    Dagster records one materialization per partition with the same metadata, so per-partition
+    figures (``dagster/row_count``, ``rows_read``, ...) would repeat the run's totals on every
+    partition. They are left out: the run's totals carry a ``run_`` prefix, the per-partition
+    figures are in ``rows_by_partition`` and in the audit table.
+    """
+    return {
+        "dagster/column_schema": table_schema(reports[0].schema, spec),
+        "dagster/table_name": _table_name(spec, database),
+        "partitions_in_run": len(reports),
+        "run_rows_read": sum(r.rows_read for r in reports),
+        "run_rows_written": sum(r.rows_written for r in reports),
+        "run_rows_rejected": sum(r.rows_rejected for r in reports),
+        "run_rows_deduplicated": sum(r.rows_deduplicated for r in reports),
+        "run_bytes_read": sum(r.bytes_read for r in reports),
+        "run_cpu_seconds": round(sum(r.cpu_seconds for r in reports), 3),
+        "run_peak_rss_mb": round(max(r.peak_rss_bytes for r in reports) / 2**20, 1),
+        "run_duration_seconds": round(sum(r.duration_seconds for r in reports), 3),
+        "rows_by_partition": dg.MetadataValue.json(
+            {
+                key: {
+                    "read": r.rows_read,
+                    "written": r.rows_written,
+                    "rejected": r.rows_rejected,
+                    "deduplicated": r.rows_deduplicated,
+                    "checksum": r.checksum,
+                    "load_id": r.load_id,
+                }
+                for key, r in zip(keys, reports, strict=True)
+            }
+        ),
+    }
+
+
 def _reconciliation_applies(spec: DatasetSpec) -> bool:
     return isinstance(spec.source, SqlSource) and spec.load.mode != "append"
 
@@ -409,39 +448,42 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         can_subset=True,
         retry_policy=retry_policy(spec),
         pool=source_pool(spec),
+        backfill_policy=dg.BackfillPolicy.multi_run(spec.load.max_partitions_per_run),
     )
     def _load(context: dg.AssetExecutionContext) -> Iterator[Any]:
         duckdb_resource = context.resources.duckdb
         warehouse = DuckDBWarehouse(duckdb_resource.get_connection, duckdb_resource.database)
         wants = {check.name for check in context.selected_asset_check_keys}
         loading = key in context.selected_asset_keys
-        window = Window(*context.partition_time_window) if context.has_partition_key else None
+        # One partition, or a range of them (a single-run backfill): one window per partition.
+        keys = list(context.partition_keys) if context.has_partition_key_range else []
+        windows = [Window(*partitions.time_window_for_partition_key(k)) for k in keys]
         try:
             try:
                 salt = _salt(spec)
                 reader = open_reader(spec, context.resources)
             except IngestError as exc:
-                if loading and window is not None:  # a load that failed still leaves its row
+                for partition_key, window in zip(keys, windows, strict=True) if loading else []:
+                    # A load that failed still leaves its audit row.
                     record_failure(
                         warehouse,
                         spec,
                         window,
                         run_id=context.run.run_id,
-                        partition=context.partition_key,
+                        partition=partition_key,
                         error=exc,
                     )
                 raise
             if not loading:
                 yield from _checks_alone(context, reader, warehouse, wants, salt)
                 return
-            assert window is not None
-            report = load_window(
+            reports = load_windows(
                 spec,
-                window,
+                windows,
                 reader,
                 warehouse,
                 run_id=context.run.run_id,
-                partition=context.partition_key,
+                partitions=keys,
                 salt=salt,
                 log=context.log,
             )
@@ -464,17 +506,27 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
                 description=f"Dataset '{spec.name}': unexpected {type(exc).__name__}: {exc}",
                 allow_retries=False,
             ) from exc
-        results = check_results(spec, report, wants)
+        if len(reports) == 1:
+            results = check_results(spec, reports[0], wants)
+            metadata = materialization_metadata(spec, reports[0], duckdb_resource.database)
+        else:
+            results = [
+                check_result(
+                    spec,
+                    combine(
+                        name, [(k, r.checks[name]) for k, r in zip(keys, reports, strict=True)]
+                    ),
+                )
+                for name in reports[0].checks
+                if name in wants
+            ]
+            metadata = range_metadata(spec, keys, reports, duckdb_resource.database)
         if RECONCILIATION in wants:
             try:
-                results.append(reconcile(spec, reader, warehouse, [window]))
+                results.append(reconcile(spec, reader, warehouse, windows))
             except IngestError as exc:
                 raise dg.Failure(description=str(exc), allow_retries=exc.transient) from None
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata=materialization_metadata(spec, report, duckdb_resource.database),
-            check_results=results,
-        )
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=results)
 
     return _load
 

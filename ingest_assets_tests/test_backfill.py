@@ -1,0 +1,122 @@
+"""Single-run range backfills: many partitions in one run, each replaced exactly, all or none."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from ingest_assets.components.assets import dataset_asset
+from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
+from ingest_assets.engine import load_window, load_windows
+from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
+from ingest_assets.spec import DatasetSpec, ObjectStoreSource
+from ingest_assets.windows import Window
+from ingest_assets_tests.conftest import order_rows, orders_spec, query, step_failure, write_csv
+
+DAYS = [f"2026-10-{day:02d}" for day in range(1, 6)]
+PER_WINDOW = (
+    "SELECT _ingest_window_start::DATE::VARCHAR, count(*), count(DISTINCT _ingest_run_id) "
+    "FROM raw.orders GROUP BY 1 ORDER BY 1"
+)
+
+
+def _land(data_dir: Path) -> None:
+    for index, day in enumerate(DAYS, start=1):
+        write_csv(data_dir / "landing/orders" / f"dt={day}" / "a.csv", order_rows(day, 10 * index))
+
+
+def _run_range(
+    spec: DatasetSpec, data_dir: Path, first: str, last: str
+) -> dg.ExecuteInProcessResult:
+    """Materialize a partition range in one run, as a single-run backfill launches it."""
+    return dg.materialize(
+        [dataset_asset(spec, origin="test")],
+        resources={"duckdb": DuckDBResource(database=str(data_dir / "warehouse.duckdb"))},
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+        raise_on_error=False,
+    )
+
+
+def test_a_backfill_is_one_run_per_thirty_one_partitions() -> None:
+    spec = orders_spec("landing/orders")
+    policy = dataset_asset(spec, origin="test").backfill_policy
+    assert policy is not None and policy.max_partitions_per_run == 31
+    single = orders_spec("landing/orders", load={"max_partitions_per_run": 1})
+    assert dataset_asset(single, origin="test").backfill_policy.max_partitions_per_run == 1
+
+
+def test_a_range_run_replaces_each_partition_exactly_and_reruns_are_idempotent(
+    data_dir: Path,
+) -> None:
+    _land(data_dir)
+    spec = orders_spec("landing/orders")
+    result = _run_range(spec, data_dir, DAYS[0], DAYS[-1])
+    assert result.success, step_failure(result)
+    assert query(data_dir, PER_WINDOW) == [(day, 10 * i, 1) for i, day in enumerate(DAYS, 1)]
+    materialized = result.asset_materializations_for_node("orders")
+    assert sorted(m.partition for m in materialized) == DAYS
+    metadata = materialized[0].metadata
+    assert metadata["partitions_in_run"].value == 5 and metadata["run_rows_written"].value == 150
+    assert "dagster/row_count" not in metadata, "a run total must not pose as a partition's count"
+    assert metadata["rows_by_partition"].value["2026-10-03"]["written"] == 30
+    schema = {c.check_name: c for c in result.get_asset_check_evaluations()}["schema"]
+    assert schema.passed and schema.metadata["partitions"].value == 5
+    audit = query(
+        data_dir,
+        "SELECT partition, status, rows_written FROM ingest_audit.loads ORDER BY partition",
+    )
+    assert audit == [(day, "success", 10 * i) for i, day in enumerate(DAYS, 1)]
+
+    # Again, over an overlapping range: the same rows, each partition replaced once more.
+    assert _run_range(spec, data_dir, DAYS[2], DAYS[4]).success
+    assert query(data_dir, PER_WINDOW) == [(day, 10 * i, 1) for i, day in enumerate(DAYS, 1)]
+    runs = query(data_dir, "SELECT count(DISTINCT _ingest_run_id) FROM raw.orders")
+    assert runs == [(2,)]
+
+
+def test_one_bad_partition_fails_the_whole_range_and_writes_nothing(data_dir: Path) -> None:
+    _land(data_dir)
+    spec = orders_spec("landing/orders")
+    assert _run_range(spec, data_dir, DAYS[0], DAYS[1]).success
+    before = query(data_dir, PER_WINDOW)
+    bad = order_rows(DAYS[3], 40)
+    bad[5]["amount"] = "-1"
+    write_csv(data_dir / "landing/orders" / f"dt={DAYS[3]}" / "a.csv", bad)
+    result = _run_range(spec, data_dir, DAYS[0], DAYS[4])
+    assert not result.success
+    assert "window [2026-10-04" in step_failure(result)
+    assert query(data_dir, PER_WINDOW) == before, "no partition of a failed range is written"
+    failed = query(
+        data_dir,
+        "SELECT partition, error FROM ingest_audit.loads WHERE status = 'failed' ORDER BY 1",
+    )
+    assert [row[0] for row in failed] == DAYS, "every partition of the run leaves a failed row"
+    assert failed[0][1].startswith("not written: partition 2026-10-04 of the same run failed")
+    assert "1 of 40 rows failed validation" in failed[3][1]
+
+
+def test_a_range_load_gives_the_same_rows_as_one_load_per_window(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    for index, day in enumerate(DAYS, start=1):
+        write_csv(landing / f"dt={day}" / "a.csv", order_rows(day, 100 * index))
+    spec = orders_spec("landing")
+    assert isinstance(spec.source, ObjectStoreSource)
+    reader = ObjectStoreReader(LocalStore(landing), spec.source, dataset="orders")
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    windows = [Window(start + timedelta(days=i), start + timedelta(days=i + 1)) for i in range(5)]
+    one_by_one = DuckDBWarehouse(duckdb_connector(tmp_path / "a.duckdb"), "a")
+    in_one_pass = DuckDBWarehouse(duckdb_connector(tmp_path / "b.duckdb"), "b")
+    singles = [load_window(spec, w, reader, one_by_one, run_id="r") for w in windows]
+    ranged = load_windows(spec, windows, reader, in_one_pass, run_id="r")
+    assert [r.checksum for r in ranged] == [r.checksum for r in singles]
+    assert [r.rows_written for r in ranged] == [100, 200, 300, 400, 500]
+    rows = "SELECT * EXCLUDE (_ingest_loaded_at) FROM raw.orders ORDER BY order_id"
+    with (
+        one_by_one.connect() as first,
+        in_one_pass.connect() as second,
+    ):
+        assert first.execute(rows).fetchall() == second.execute(rows).fetchall()
