@@ -321,15 +321,19 @@ def _load(
         if warehouse is not None
         else []
     )
-    with tempfile.TemporaryDirectory(prefix="ingest_assets-") as tmp:
+    # One in-memory DuckDB for the queries over staged files; its memory limit makes it spill
+    # to disk rather than grow with the window.
+    with (
+        tempfile.TemporaryDirectory(prefix="ingest_assets-") as tmp,
+        duckdb.connect(config={"memory_limit": "512MB"}) as scratch,
+    ):
         stages: list[Stage] = []
         for index, report in enumerate(reports):
             cpu_started = time.process_time()
             report.schema = validator.arrow_schema
             try:
-                stage = _read(
-                    spec, report, reader, validator, Path(tmp) / f"window-{index:05d}", log
-                )
+                folder = Path(tmp) / f"window-{index:05d}"
+                stage = _read(spec, report, reader, validator, folder, scratch, log)
             finally:
                 report.cpu_seconds = time.process_time() - cpu_started
             stages.append(stage)
@@ -391,6 +395,7 @@ def _read(
     reader: SourceReader,
     validator: BatchValidator,
     folder: Path,
+    scratch: duckdb.DuckDBPyConnection,
     log: logging.Logger,
 ) -> Stage:
     """Read, validate and stage one window; judge its checks (all but volume and masking)."""
@@ -410,7 +415,7 @@ def _read(
         name: ARROW_TYPES[logical] for name, logical in validator.logical.items() if logical
     }
     folder.mkdir()
-    stage = Stage(folder, validator.arrow_schema, validator.rejected_schema)
+    stage = Stage(folder, validator.arrow_schema, validator.rejected_schema, scratch)
     with report.phase("read_validate"), stage:
         for chunk in reader.read(window, arrow_types):
             report.rows_read += chunk.batch.num_rows
@@ -424,13 +429,13 @@ def _read(
     summary = report.validation
     if validator.unique_columns and summary.passed:
         with report.phase("unique"):
-            _check_unique(stage.files, validator.unique_columns, summary)
+            stage.check_unique(validator.unique_columns, summary)
     key = spec.quality.unique_key or (spec.dedup.key if spec.dedup else None)
     with report.phase("dedup_checksum"):
         if spec.dedup is not None and summary.passed:
             report.rows_deduplicated = stage.dedup(spec.dedup.key, spec.dedup.order_by)
         if key:
-            report.checks[KEY_UNIQUE] = _key_check(stage.files, key, report.rows_deduplicated)
+            report.checks[KEY_UNIQUE] = stage.key_check(key, report.rows_deduplicated)
         report.checksum = stage.checksum()
     report.checks[SCHEMA] = schema_outcome(
         summary, report.rows_read, spec.quality, quarantine_table(spec.destination).table
@@ -463,10 +468,18 @@ class Stage:
         folder: Where the files go.
         schema: The declared output columns (the first file always has them, even when empty).
         rejected_schema: The quarantine rows' columns.
+        scratch: An in-memory DuckDB connection for the queries over the staged files.
     """
 
-    def __init__(self, folder: Path, schema: pa.Schema, rejected_schema: pa.Schema) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        schema: pa.Schema,
+        rejected_schema: pa.Schema,
+        scratch: duckdb.DuckDBPyConnection,
+    ) -> None:
         self.folder = folder
+        self.scratch = scratch
         self.schema = schema.append(pa.field(WINDOW_COLUMN, _WINDOW_TYPE)).append(
             pa.field(OBJECT_COLUMN, pa.string())
         )
@@ -516,6 +529,10 @@ class Stage:
                 rejected.append_column(WINDOW_COLUMN, pa.repeat(period, rejected.num_rows))
             )
 
+    @property
+    def _files(self) -> list[str]:
+        return [str(file) for file in self.files]
+
     def dedup(self, key: list[str], order_by: str | None) -> int:
         """Keep one row per key: the highest ``order_by``, then the row read last.
 
@@ -524,73 +541,66 @@ class Stage:
         """
         order = f"{quote(order_by)} DESC NULLS LAST, " if order_by else ""
         path = self.folder / "deduplicated.parquet"
-        with duckdb.connect(config={"memory_limit": "512MB"}) as conn:
-            before = _count(conn, self.files)
-            conn.execute(
-                f"COPY (SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet(?, "
-                "union_by_name = true, filename = true, file_row_number = true) QUALIFY "
-                f"row_number() OVER (PARTITION BY {', '.join(quote(c) for c in key)} ORDER BY "
-                f"{order}filename DESC, file_row_number DESC) = 1) TO '{path}' (FORMAT parquet)",
-                [[str(file) for file in self.files]],
-            )
-            self.files = [path]
-            return before - _count(conn, self.files)
+        before = self.count()
+        self.scratch.execute(
+            f"COPY (SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet(?, "
+            "union_by_name = true, filename = true, file_row_number = true) QUALIFY "
+            f"row_number() OVER (PARTITION BY {', '.join(quote(c) for c in key)} ORDER BY "
+            f"{order}filename DESC, file_row_number DESC) = 1) TO '{path}' (FORMAT parquet)",
+            [self._files],
+        )
+        self.files = [path]
+        return before - self.count()
+
+    def count(self) -> int:
+        """Rows staged."""
+        row = self.scratch.execute(f"SELECT count(*) FROM {_STAGED}", [self._files]).fetchone()
+        return int(row[0]) if row else 0
 
     def checksum(self) -> str | None:
         """An order-independent checksum of the staged rows (None when there are none)."""
-        with duckdb.connect(config={"memory_limit": "256MB"}) as conn:
-            row = conn.execute(
-                "SELECT count(*), sum(hash(t)) % 18446744073709551616 FROM "
-                "(SELECT * FROM read_parquet(?, union_by_name = true)) t",
-                [[str(file) for file in self.files]],
-            ).fetchone()
+        row = self.scratch.execute(
+            "SELECT count(*), sum(hash(t)) % 18446744073709551616 FROM "
+            f"(SELECT * FROM {_STAGED}) t",
+            [self._files],
+        ).fetchone()
         if not row or not row[0]:
             return None
         return f"{int(row[1]):016x}"
 
-
-_WINDOW_TYPE = pa.timestamp("us", tz="UTC")
-
-
-def _count(conn: duckdb.DuckDBPyConnection, files: list[Path]) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM read_parquet(?, union_by_name = true)", [[str(f) for f in files]]
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _key_check(files: list[Path], key: list[str], deduplicated: int) -> CheckOutcome:
-    columns = ", ".join(quote(column) for column in key)
-    with duckdb.connect(config={"memory_limit": "256MB"}) as conn:
-        groups = conn.execute(
-            f"SELECT {columns}, count(*) AS n FROM read_parquet(?, union_by_name = true) "
-            f"GROUP BY ALL HAVING n > 1 ORDER BY n DESC",
-            [[str(file) for file in files]],
+    def key_check(self, key: list[str], deduplicated: int) -> CheckOutcome:
+        """Judge whether ``key`` is unique across the staged rows."""
+        columns = ", ".join(quote(column) for column in key)
+        groups = self.scratch.execute(
+            f"SELECT {columns}, count(*) AS n FROM {_STAGED} GROUP BY ALL HAVING n > 1 "
+            "ORDER BY n DESC",
+            [self._files],
         ).fetchall()
-    sample = [
-        {
-            **{name: None if v is None else str(v) for name, v in zip(key, row, strict=False)},
-            "rows": int(row[-1]),
-        }
-        for row in groups[:5]
-    ]
-    return key_outcome(
-        key, len(groups), sum(int(row[-1]) - 1 for row in groups), deduplicated, sample
-    )
+        sample = [
+            {
+                **{name: None if v is None else str(v) for name, v in zip(key, row, strict=False)},
+                "rows": int(row[-1]),
+            }
+            for row in groups[:5]
+        ]
+        return key_outcome(
+            key, len(groups), sum(int(row[-1]) - 1 for row in groups), deduplicated, sample
+        )
 
-
-def _check_unique(staged: list[Path], columns: list[str], summary: ValidationSummary) -> None:
-    """Find values repeated within the window for columns declared unique."""
-    # A memory limit makes DuckDB spill the grouping to disk rather than grow with the window.
-    with duckdb.connect(config={"memory_limit": "256MB"}) as conn:
+    def check_unique(self, columns: list[str], summary: ValidationSummary) -> None:
+        """Record values repeated within the window for columns declared unique."""
         for column in columns:
             col = quote(column)
-            rows = conn.execute(
-                f"SELECT {col}, count(*) AS n, min({quote(OBJECT_COLUMN)}) FROM "
-                f"read_parquet(?, union_by_name = true) WHERE {col} IS NOT NULL GROUP BY {col} "
-                f"HAVING n > 1 ORDER BY n DESC, {col}",
-                [[str(file) for file in staged]],
+            rows = self.scratch.execute(
+                f"SELECT {col}, count(*) AS n, min({quote(OBJECT_COLUMN)}) FROM {_STAGED} "
+                f"WHERE {col} IS NOT NULL GROUP BY {col} HAVING n > 1 ORDER BY n DESC, {col}",
+                [self._files],
             ).fetchall()
             for value, count, object_uri in rows:
                 summary.add(Failure(column, "field_uniqueness", value, object_uri, None), count)
                 summary.rows_failed += count
+
+
+# Staged Parquet files, bound as a list parameter, combined by column name.
+_STAGED = "read_parquet(?, union_by_name = true)"
+_WINDOW_TYPE = pa.timestamp("us", tz="UTC")

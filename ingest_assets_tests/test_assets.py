@@ -137,7 +137,11 @@ def test_bad_rows_fail_the_blocking_check_and_stop_downstream(data_dir: Path) ->
     spec = orders_spec("landing/orders")
     ran_downstream: list[str] = []
 
-    @dg.asset(deps=["orders"], partitions_def=dg.DailyPartitionsDefinition(start_date="2026-10-01"))
+    @dg.multi_asset(
+        specs=[dg.AssetSpec("orders_summary", deps=["orders"])],
+        partitions_def=dg.DailyPartitionsDefinition(start_date="2026-10-01"),
+        backfill_policy=dg.BackfillPolicy.multi_run(31),
+    )
     def orders_summary(context: dg.AssetExecutionContext) -> None:
         ran_downstream.append(context.partition_key)
 

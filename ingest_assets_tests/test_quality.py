@@ -276,7 +276,11 @@ def _bad_emails(day: str, count: int, bad: int) -> list[dict[str, Any]]:
 
 
 def _summary_asset(ran: list[str]) -> dg.AssetsDefinition:
-    @dg.asset(deps=["orders"], partitions_def=dg.DailyPartitionsDefinition(start_date="2026-10-01"))
+    @dg.multi_asset(
+        specs=[dg.AssetSpec("orders_summary", deps=["orders"])],
+        partitions_def=dg.DailyPartitionsDefinition(start_date="2026-10-01"),
+        backfill_policy=dg.BackfillPolicy.multi_run(31),
+    )
     def orders_summary(context: dg.AssetExecutionContext) -> None:
         ran.append(context.partition_key)
 
@@ -519,7 +523,8 @@ def test_every_load_leaves_exactly_one_audit_row_with_its_counts(data_dir: Path)
     assert "2026-10-03" in audit[3][6]
     details = query(
         data_dir,
-        "SELECT count(DISTINCT run_id), min(cpu_seconds), min(peak_rss_bytes), "
+        "SELECT count(DISTINCT run_id), min(cpu_seconds) FILTER (status = 'success'), "
+        "min(peak_rss_bytes), "
         "min(ended_at >= started_at), count(DISTINCT load_id), min(partition) "
         "FROM ingest_audit.loads",
     )

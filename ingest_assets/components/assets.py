@@ -456,7 +456,8 @@ def dataset_asset(spec: DatasetSpec, *, origin: str) -> dg.AssetsDefinition:
         wants = {check.name for check in context.selected_asset_check_keys}
         loading = key in context.selected_asset_keys
         # One partition, or a range of them (a single-run backfill): one window per partition.
-        keys = list(context.partition_keys) if context.has_partition_key_range else []
+        ranged = context.has_partition_key or context.has_partition_key_range
+        keys = list(context.partition_keys) if ranged else []
         windows = [Window(*partitions.time_window_for_partition_key(k)) for k in keys]
         try:
             try:

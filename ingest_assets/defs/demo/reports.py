@@ -10,13 +10,21 @@ from dagster_duckdb import DuckDBResource
 from ingest_assets.windows import Window
 
 
-@dg.asset(
-    deps=["orders", "fx_rates"],
-    group_name="demo",
-    owners=["team:commerce"],
-    kinds={"duckdb"},
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "daily_revenue",
+            deps=["orders", "fx_rates"],
+            group_name="demo",
+            owners=["team:commerce"],
+            kinds={"duckdb"},
+            description="Revenue per day and country in EUR, from the day's paid and shipped "
+            "orders.",
+        )
+    ],
     partitions_def=dg.DailyPartitionsDefinition(start_date="2026-11-01"),
-    description="Revenue per day and country in EUR, from the day's paid and shipped orders.",
+    # The window covers a whole range in a single-run backfill, like the ingested datasets'.
+    backfill_policy=dg.BackfillPolicy.multi_run(31),
 )
 def daily_revenue(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
