@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from ingest_assets.audit import AUDIT_COLUMNS, AUDIT_SCHEMA, AUDIT_TABLE, AuditRecord
 from ingest_assets.errors import DestinationError
@@ -138,22 +139,25 @@ class DuckDBWarehouse:
                     self._ensure_table(
                         conn, name, table, [str(p) for write in writes for p in write.staged]
                     )
-                    for write in writes:
-                        files = [str(path) for path in write.staged]
-                        if load.mode in ("replace_window", "snapshot"):
-                            self._delete_window(conn, name, write.window)
-                        if load.mode == "merge":
+                    if load.mode == "merge":  # window by window: later versions win
+                        for write in writes:
+                            files = [str(path) for path in write.staged]
                             row = self._merge(conn, name, files, load, run_id)
-                        else:
-                            row = conn.execute(
-                                f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
-                                f"now() AS _ingest_loaded_at FROM {_STAGED}",
-                                [run_id, files],
-                            ).fetchone()
-                        written.append(int(row[0]) if row else 0)
+                            written.append(int(row[0]) if row else 0)
+                    else:  # every window's rows replaced, then all inserted in one statement
+                        if load.mode in ("replace_window", "snapshot"):
+                            for write in writes:
+                                self._delete_window(conn, name, write.window)
+                        conn.execute(
+                            f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
+                            f"now() AS _ingest_loaded_at FROM {_STAGED}",
+                            [run_id, [str(p) for write in writes for p in write.staged]],
+                        )
+                        written = [_staged_rows(write.staged) for write in writes]
+                    for write, rows in zip(writes, written, strict=True):
                         self._quarantine(conn, table, write.window, write.rejected, load, run_id)
                         if write.audit is not None:
-                            write.audit.rows_written = written[-1]
+                            write.audit.rows_written = rows
                             _append_audit(conn, write.audit)
                     conn.execute("COMMIT")
                 except BaseException:
@@ -304,6 +308,11 @@ class DuckDBWarehouse:
                 [window.start, window.end],
             ).fetchone()
         return int(row[0]) if row else 0
+
+
+def _staged_rows(files: list[Path]) -> int:
+    """Rows in staged Parquet files, from their footers."""
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
 
 
 def quarantine_table(table: DestinationSpec) -> DestinationSpec:

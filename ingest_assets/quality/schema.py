@@ -386,13 +386,18 @@ class BatchValidator:
         error_schema = schemas["error"]
         assert error_schema is not None
         self.unique_columns = [name for name, col in error_schema.columns.items() if col.unique]
-        # Uniqueness is checked over the whole window; coercion to the schema's own dtypes is a
-        # no-op for inline schemas and maps a model's dtypes (e.g. pa.Date) after ours.
+        self.logical = logical_types(error_schema)
+        # Uniqueness is checked over the whole window. Inline columns are already coerced to
+        # their declared types (failures reported per value), so pandera need not check or
+        # coerce dtypes again; a model's own dtypes (e.g. pa.Date) are applied after ours.
+        inline = schema.columns is not None
         self.error_schema = error_schema.update_columns(
-            {name: {"unique": False, "coerce": True} for name in error_schema.columns}
+            {
+                name: {"unique": False, "coerce": not inline, **({"dtype": None} if inline else {})}
+                for name in error_schema.columns
+            }
         )
         self.warn_schema = schemas["warn"]
-        self.logical = logical_types(error_schema)
         declared = schema.columns or {}
         self.severity: dict[str, Severity] = {
             name: declared[name].severity if name in declared else "error" for name in self.logical
