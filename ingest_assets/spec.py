@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -257,6 +258,16 @@ Classification = Literal["pii", "secret"]
 Mask = Literal["hash", "redact"]
 
 
+def _check_references(value: list[str]) -> list[str]:
+    for reference in value:
+        load_check(reference)
+    return value
+
+
+#: Custom rules by reference, each imported when the declaration is validated.
+CheckReferences = Annotated[list[str], AfterValidator(_check_references)]
+
+
 class ColumnChecks(_Strict):
     """A group of value rules for one column, all of one severity.
 
@@ -282,7 +293,7 @@ class ColumnChecks(_Strict):
     )
     email: bool = Field(default=False, description="Values must be email addresses.")
     str_length: StrLength | None = Field(default=None, description="Bounds on the string length.")
-    custom: list[str] = Field(
+    custom: CheckReferences = Field(
         default_factory=list,
         description="Custom rules as 'package.module:name': a pandera Check, or a function "
         "taking the column (a pandas Series) and returning a boolean Series or bool.",
@@ -296,13 +307,6 @@ class ColumnChecks(_Strict):
                 re.compile(value)
             except re.error as exc:
                 raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
-
-    @field_validator("custom")
-    @classmethod
-    def _custom(cls, value: list[str]) -> list[str]:
-        for reference in value:
-            load_check(reference)
         return value
 
 
@@ -719,7 +723,7 @@ class QualitySpec(_Strict):
         description="Columns added, removed or retyped at the source: warn (load the declared "
         "columns), block (fail), evolve (also add new columns to the table).",
     )
-    custom: list[str] = Field(
+    custom: CheckReferences = Field(
         default_factory=list,
         description="Row rules over the whole frame as 'package.module:name': a pandera Check "
         "or a function taking the DataFrame and returning a boolean Series.",
@@ -734,13 +738,6 @@ class QualitySpec(_Strict):
         default="INGEST_MASKING_SALT",
         description="Environment variable holding the salt of hash masking.",
     )
-
-    @field_validator("custom")
-    @classmethod
-    def _custom(cls, value: list[str]) -> list[str]:
-        for reference in value:
-            load_check(reference)
-        return value
 
 
 class DestinationSpec(_Strict):

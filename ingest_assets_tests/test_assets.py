@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import boto3
-import dagster as dg
 import pytest
 
 from ingest_assets_tests.conftest import (
@@ -17,6 +16,7 @@ from ingest_assets_tests.conftest import (
     step_failure,
     write_csv,
 )
+from ingest_assets_tests.downstream import downstream_asset
 
 WINDOW_ROWS = (
     "SELECT order_id, amount, quantity, email, ordered_at FROM raw.orders ORDER BY order_id"
@@ -136,14 +136,7 @@ def test_bad_rows_fail_the_blocking_check_and_stop_downstream(data_dir: Path) ->
     write_csv(landing / "dt=2026-10-02" / "part-1.csv", good)
     spec = orders_spec("landing/orders")
     ran_downstream: list[str] = []
-
-    @dg.multi_asset(
-        specs=[dg.AssetSpec("orders_summary", deps=["orders"])],
-        partitions_def=dg.DailyPartitionsDefinition(start_date="2026-10-01"),
-        backfill_policy=dg.BackfillPolicy.multi_run(31),
-    )
-    def orders_summary(context: dg.AssetExecutionContext) -> None:
-        ran_downstream.append(context.partition_key)
+    orders_summary = downstream_asset(ran_downstream)
 
     assert materialize(spec, "2026-10-02", data_dir, extra_assets=[orders_summary]).success
     assert ran_downstream == ["2026-10-02"]

@@ -48,6 +48,7 @@ from ingest_assets_tests.conftest import (
     step_failure,
     write_csv,
 )
+from ingest_assets_tests.downstream import downstream_asset
 
 # -- pure functions on small frames ---------------------------------------------------------
 
@@ -275,18 +276,6 @@ def _bad_emails(day: str, count: int, bad: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _summary_asset(ran: list[str]) -> dg.AssetsDefinition:
-    @dg.multi_asset(
-        specs=[dg.AssetSpec("orders_summary", deps=["orders"])],
-        partitions_def=dg.DailyPartitionsDefinition(start_date="2026-10-01"),
-        backfill_policy=dg.BackfillPolicy.multi_run(31),
-    )
-    def orders_summary(context: dg.AssetExecutionContext) -> None:
-        ran.append(context.partition_key)
-
-    return orders_summary
-
-
 def test_half_a_percent_of_warn_rows_load_the_good_rows_and_quarantine_the_rest(
     data_dir: Path,
 ) -> None:
@@ -296,7 +285,7 @@ def test_half_a_percent_of_warn_rows_load_the_good_rows_and_quarantine_the_rest(
         "landing/orders", schema={"columns": WARN_EMAIL}, quality={"max_rejected_fraction": 0.01}
     )
     ran: list[str] = []
-    result = materialize(spec, "2026-10-02", data_dir, extra_assets=[_summary_asset(ran)])
+    result = materialize(spec, "2026-10-02", data_dir, extra_assets=[downstream_asset(ran)])
     assert result.success, step_failure(result)
     assert ran == ["2026-10-02"], "a warning does not hold downstream back"
     check = check_named(result, "schema")
@@ -339,7 +328,7 @@ def test_five_percent_over_a_one_percent_threshold_fails_and_stops_downstream(
     assert materialize(spec, "2026-10-02", data_dir).success
     write_csv(landing / "dt=2026-10-02" / "a.csv", _bad_emails("2026-10-02", 1000, 50))
     ran: list[str] = []
-    result = materialize(spec, "2026-10-02", data_dir, extra_assets=[_summary_asset(ran)])
+    result = materialize(spec, "2026-10-02", data_dir, extra_assets=[downstream_asset(ran)])
     assert not result.success and ran == []
     check = check_named(result, "schema")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
