@@ -18,11 +18,12 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 START = date(2026, 1, 1)
+#: The variable that holds the benchmark PostgreSQL's URL (set while its cases run).
+PG_URL = "BENCH_PG_URL"
 COLUMNS = {
     "event_id": {"dtype": "string", "nullable": False, "unique": True},
     "user_id": {"dtype": "int64", "nullable": False, "checks": {"ge": 0}},
@@ -96,7 +99,8 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
     from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
     from ingest_assets.engine import load_window, load_windows
     from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
-    from ingest_assets.spec import ObjectStoreSource
+    from ingest_assets.sources.sql import SqlReader
+    from ingest_assets.spec import ObjectStoreSource, SqlSource
     from ingest_assets.windows import Window
 
     database = folder / f"{tool}-{fmt}-{days}.duckdb"
@@ -108,9 +112,12 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
     if tool == "dlt":
         os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # no network beyond loopback
         import dlt
-        import dlt.sources.filesystem  # noqa: F401
+        import dlt.sources.filesystem
+        import dlt.sources.sql_database  # noqa: F401
     started = time.perf_counter()  # imports are not timed: every tool pays them once per process
-    if tool == "duckdb":
+    if tool == "duckdb" and fmt == "postgres":
+        rows = _run_adbc(days, database)
+    elif tool == "duckdb":
         files = [
             str(folder / fmt / f"dt={(START + timedelta(days=d)).isoformat()}" / f"events.{fmt}")
             for d in range(days)
@@ -128,8 +135,11 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
         spec = _spec(fmt, folder)
         warehouse = DuckDBWarehouse(duckdb_connector(database), str(database))
         source = spec.source
-        assert isinstance(source, ObjectStoreSource)
-        reader = ObjectStoreReader(LocalStore(folder / fmt), source, dataset="events")
+        if isinstance(source, SqlSource):
+            reader = SqlReader(source, os.environ[PG_URL], dataset="events")
+        else:
+            assert isinstance(source, ObjectStoreSource)
+            reader = ObjectStoreReader(LocalStore(folder / fmt), source, dataset="events")
         windows = []
         for offset in range(days):
             day = datetime.combine(START + timedelta(days=offset), datetime.min.time(), UTC)
@@ -145,10 +155,15 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
 def _spec(fmt: str, folder: Path) -> Any:
     from ingest_assets.spec import DatasetSpec
 
+    source: dict[str, Any] = (
+        {"kind": "sql", "url_env": PG_URL, "table": "events", "time_column": "happened_at"}
+        if fmt == "postgres"
+        else {"location": str(folder / fmt), "key_template": f"dt={{date}}/*.{fmt}"}
+    )
     return DatasetSpec.model_validate(
         {
             "name": "events",
-            "source": {"location": str(folder / fmt), "key_template": f"dt={{date}}/*.{fmt}"},
+            "source": source,
             "partitioning": {"cadence": "daily", "start": START.isoformat()},
             "schema": {"columns": COLUMNS},
             "destination": {"table": "events"},
@@ -186,6 +201,8 @@ def _run_dlt(fmt: str, folder: Path, days: int, database: Path) -> int:
     import duckdb
     from dlt.sources.filesystem import filesystem, read_csv_duckdb, read_parquet
 
+    if fmt == "postgres":
+        return _run_dlt_postgres(days, database)
     glob = "dt=*" if days > 1 else f"dt={START.isoformat()}"
     files = filesystem(bucket_url=str(folder / fmt), file_glob=f"{glob}/events.{fmt}")
     reader = (
@@ -205,14 +222,91 @@ def _run_dlt(fmt: str, folder: Path, days: int, database: Path) -> int:
     return int(row[0]) if row else 0
 
 
+def _bounds(days: int) -> tuple[datetime, datetime]:
+    start = datetime.combine(START, datetime.min.time(), UTC)
+    return start, start + timedelta(days=days)
+
+
+def _run_adbc(days: int, database: Path) -> int:
+    """The raw engine for PostgreSQL: ADBC fetches the window as Arrow, DuckDB stores it."""
+    import adbc_driver_postgresql.dbapi as pg
+    import duckdb
+
+    low, high = (f"'{moment.isoformat()}'::timestamptz" for moment in _bounds(days))
+    with pg.connect(os.environ[PG_URL]) as source, source.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM events WHERE happened_at >= {low} AND happened_at < {high}")
+        table = cursor.fetch_arrow_table()
+    with duckdb.connect(str(database)) as conn:
+        conn.register("fetched", table)
+        conn.execute("CREATE TABLE events AS SELECT * FROM fetched")
+        row = conn.execute("SELECT count(*) FROM events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _run_dlt_postgres(days: int, database: Path) -> int:
+    """dlt's best configuration for a database: sql_table with the ConnectorX backend."""
+    import dlt
+    import duckdb
+    from dlt.sources.sql_database import sql_table
+
+    low, high = _bounds(days)
+
+    def window(query: Any, table: Any) -> Any:
+        return query.where(table.c.happened_at >= low).where(table.c.happened_at < high)
+
+    resource = sql_table(
+        credentials=os.environ[PG_URL],
+        table="events",
+        backend="connectorx",
+        chunk_size=100_000,
+        query_adapter_callback=window,
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name=f"bench_postgres_{days}",
+        destination=dlt.destinations.duckdb(str(database)),
+        dataset_name="events",
+        pipelines_dir=str(database.parent / "dlt" / f"postgres-{days}"),
+    )
+    pipeline.run(resource, loader_file_format="parquet")
+    with duckdb.connect(str(database)) as conn:
+        row = conn.execute("SELECT count(*) FROM events.events").fetchone()
+    return int(row[0]) if row else 0
+
+
+@contextmanager
+def postgres_with_events(folder: Path, days: int) -> Iterator[None]:
+    """Start the test suite's throwaway PostgreSQL on loopback and copy the events into it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import adbc_driver_postgresql.dbapi as pg
+
+    from ingest_assets_tests.conftest import free_port
+    from ingest_assets_tests.postgres import postgres_server
+
+    with postgres_server(free_port(), "bench-password") as server:
+        with pg.connect(server.url()) as conn, conn.cursor() as cursor:
+            for offset in range(days):
+                day = (START + timedelta(days=offset)).isoformat()
+                table = pq.read_table(folder / "parquet" / f"dt={day}" / "events.parquet")
+                cursor.adbc_ingest("events", table, mode="create_append")
+            cursor.execute("CREATE INDEX ON events (happened_at)")
+            cursor.execute("ANALYZE events")
+            conn.commit()
+        os.environ[PG_URL] = server.url()
+        try:
+            yield
+        finally:
+            del os.environ[PG_URL]
+
+
 def measure(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
     """Run a case in a child process; add its peak RSS."""
     child = subprocess.run(
         [sys.executable, __file__, "--case", tool, fmt, str(folder), str(days)],
         capture_output=True,
         text=True,
-        check=True,
     )
+    if child.returncode:
+        raise RuntimeError(f"{tool} on {fmt} failed:\n{child.stderr[-3000:]}")
     result = json.loads(child.stdout.strip().splitlines()[-1])
     return result
 
@@ -225,9 +319,13 @@ def main() -> None:
     parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
+        from ingest_assets.memory import PeakMemory
+
+        # The kernel's high-water mark is reset first: a child keeps its parent's across exec.
+        peak = PeakMemory()
         tool, fmt, folder, days = args.case
         result = run_case(tool, fmt, Path(folder), int(days))
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_rss_mb"] = peak.read() / 2**20
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
@@ -240,25 +338,31 @@ def main() -> None:
         )
         print(header)
         print("-" * len(header))
-        for fmt in ("csv", "parquet"):
-            for days in (1, args.days):
-                case = f"{fmt}, {days} day{'s' if days > 1 else ''}"
-                raw = measure("duckdb", fmt, folder, days)
-                results = [("duckdb native", raw)]
-                results.append(("dlt", measure("dlt", fmt, folder, days)))
-                results.append(("ingest_assets", measure("ingest_assets", fmt, folder, days)))
-                if days > 1:
-                    results.append(("  one run", measure("ingest_range", fmt, folder, days)))
-                    results.append(("  via dagster", measure("dagster", fmt, folder, days)))
-                dlt_seconds = results[1][1]["seconds"]
-                for tool, result in results:
-                    ours = tool not in ("duckdb native", "dlt")
-                    vs_dlt = f"{result['seconds'] / dlt_seconds:>7.2f}x" if ours else f"{'':>8}"
-                    print(
-                        f"{case:<18}{tool:<15}{int(result['rows']):>11,}{result['seconds']:>9.2f}"
-                        f"{result['rows'] / result['seconds']:>11,.0f}{result['peak_rss_mb']:>8.0f}"
-                        f"{result['seconds'] / raw['seconds']:>7.2f}x{vs_dlt}"
-                    )
+        for fmt in ("csv", "parquet", "postgres"):
+            with postgres_with_events(folder, args.days) if fmt == "postgres" else nullcontext():
+                for days in (1, args.days):
+                    print_case(fmt, folder, days)
+
+
+def print_case(fmt: str, folder: Path, days: int) -> None:
+    """Run one case with every tool and print its rows of the table."""
+    case = f"{fmt}, {days} day{'s' if days > 1 else ''}"
+    raw = measure("duckdb", fmt, folder, days)
+    results = [("adbc raw" if fmt == "postgres" else "duckdb native", raw)]
+    results.append(("dlt", measure("dlt", fmt, folder, days)))
+    results.append(("ingest_assets", measure("ingest_assets", fmt, folder, days)))
+    if days > 1:
+        results.append(("  one run", measure("ingest_range", fmt, folder, days)))
+        results.append(("  via dagster", measure("dagster", fmt, folder, days)))
+    dlt_seconds = results[1][1]["seconds"]
+    for tool, result in results:
+        ours = tool not in ("duckdb native", "adbc raw", "dlt")
+        vs_dlt = f"{result['seconds'] / dlt_seconds:>7.2f}x" if ours else f"{'':>8}"
+        print(
+            f"{case:<18}{tool:<15}{int(result['rows']):>11,}{result['seconds']:>9.2f}"
+            f"{result['rows'] / result['seconds']:>11,.0f}{result['peak_rss_mb']:>8.0f}"
+            f"{result['seconds'] / raw['seconds']:>7.2f}x{vs_dlt}"
+        )
 
 
 if __name__ == "__main__":
