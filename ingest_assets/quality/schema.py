@@ -443,8 +443,9 @@ class BatchValidator:
         summary.drift.observe(batch.schema, self.logical)
         frame = batch.to_pandas(types_mapper=_string_mapper)
         summary.rows_checked += len(frame)
+        present = set(batch.schema.names)
         for name in self.logical:
-            if name not in frame.columns:
+            if name not in present:
                 frame[name] = pd.Series(pd.NA, index=frame.index, dtype=pd.StringDtype())
         raw = frame[list(self.logical)].copy()
         failures: list[tuple[int, Failure]] = []
