@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -231,19 +231,22 @@ def load_windows(
     started_at = datetime.now(UTC)
     peak = PeakMemory()
     reports = [LoadReport(spec.name, window, spec.destination.table) for window in windows]
+    # A source that can keep one connection for the whole run (SQL) does so.
+    session = getattr(reader, "session", None)
     try:
-        _load(
-            spec,
-            reports,
-            reader,
-            warehouse,
-            run_id=run_id,
-            salt=salt,
-            keys=keys,
-            started_at=started_at,
-            log=log,
-            peak=peak,
-        )
+        with session() if session is not None else nullcontext():
+            _load(
+                spec,
+                reports,
+                reader,
+                warehouse,
+                run_id=run_id,
+                salt=salt,
+                keys=keys,
+                started_at=started_at,
+                log=log,
+                peak=peak,
+            )
     except Exception as exc:
         failed = exc.report if isinstance(exc, ValidationFailed) else None
         error = (

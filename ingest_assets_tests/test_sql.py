@@ -388,3 +388,48 @@ def test_large_postgres_window_streams_in_bounded_batches(
     ]
     assert sum(sizes) == 400_000
     assert len(sizes) > 1 and max(sizes) < 400_000, "the window must arrive in several batches"
+
+
+def test_a_range_of_days_loads_through_one_connection_with_each_day_exactly(
+    postgres: Postgres, pg_orders: str, data_dir: Path
+) -> None:
+    spec = sql_spec(
+        "orders", {"table": f"{pg_orders}.orders", "time_column": "created_at"}, ORDER_COLUMNS
+    )
+    sessions = "SELECT coalesce(sum(sessions), 0) FROM pg_stat_database"
+    opened_before = _pg_count(postgres, sessions)
+    per_connection = _pg_count(postgres, sessions) - opened_before  # what one look costs
+    opened_before = _pg_count(postgres, sessions)
+    result = dg.materialize(
+        [dataset_asset(spec, origin="test")],
+        resources={"duckdb": DuckDBResource(database=str(data_dir / "warehouse.duckdb"))},
+        tags={
+            "dagster/asset_partition_range_start": "2026-10-01",
+            "dagster/asset_partition_range_end": "2026-10-05",
+        },
+        raise_on_error=False,
+    )
+    assert result.success, step_failure(result)
+    opened = _pg_count(postgres, sessions) - opened_before
+    per_day = query(
+        data_dir,
+        "SELECT created_at::DATE::VARCHAR, count(*), min(_ingest_window_start::DATE::VARCHAR) "
+        "FROM raw.orders GROUP BY 1 ORDER BY 1",
+    )
+    expected = [
+        (
+            day,
+            _pg_count(
+                postgres,
+                f"SELECT count(*) FROM {pg_orders}.orders WHERE created_at >= '{day} 00:00:00+00' "
+                f"AND created_at < timestamptz '{day} 00:00:00+00' + interval '1 day'",
+            ),
+            day,
+        )
+        for day in ("2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04", "2026-10-05")
+    ]
+    assert per_day == expected, "each row belongs to the window of its own day"
+    assert checks(result)["reconciliation"].passed
+    # One connection read the five windows and one counted them for reconciliation, plus the
+    # one this test opened to look: not one to read and one to count per window (11 in all).
+    assert opened <= 3 * per_connection, (opened, per_connection)

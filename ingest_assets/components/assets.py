@@ -312,13 +312,14 @@ def reconcile(
     """
     assert isinstance(reader, SqlReader) and isinstance(spec.source, SqlSource)
     by_column = spec.source.time_column if spec.load.mode == "merge" else None
-    counts = {
-        str(window): (
-            reader.count(window),
-            warehouse.count_window(spec.destination, window, column=by_column),
-        )
-        for window in windows
-    }
+    with reader.session():  # one source connection for every window
+        counts = {
+            str(window): (
+                reader.count(window),
+                warehouse.count_window(spec.destination, window, column=by_column),
+            )
+            for window in windows
+        }
     off = {window: pair for window, pair in counts.items() if pair[0] != pair[1]}
     source_rows = sum(pair[0] for pair in counts.values())
     loaded_rows = sum(pair[1] for pair in counts.values())

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from ingest_assets.errors import SourceError
+from ingest_assets.errors import IngestError, SourceError
 from ingest_assets.sources.base import Chunk, ReadPlan
 from ingest_assets.spec import SqlSource
 from ingest_assets.windows import Window
@@ -83,6 +83,7 @@ class SqlReader:
             ) from None
         backend = self._parsed.get_backend_name()
         self.backend = backend if backend in ("postgresql", "duckdb") else "sqlalchemy"
+        self._shared: Callable[[str, list[Any]], Iterator[pa.RecordBatch]] | None = None
 
     # -- what the user sees ------------------------------------------------------------------
 
@@ -112,11 +113,41 @@ class SqlReader:
         """A SQL window reads one origin; its size is not known before reading."""
         return ReadPlan([self.origin], 0)
 
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep one connection open for every read and count inside (one run, many windows).
+
+        Re-entrant: an inner session uses the outer one's connection.
+        """
+        if self._shared is not None:
+            yield
+            return
+        with self._connection() as run:
+            self._shared = run
+            try:
+                yield
+            finally:
+                self._shared = None
+
+    @contextmanager
+    def _reading(self) -> Iterator[Callable[[str, list[Any]], Iterator[pa.RecordBatch]]]:
+        """The session's connection if one is open, else a connection of its own."""
+        if self._shared is None:
+            with self._connection() as run:
+                yield run
+            return
+        try:
+            yield self._shared
+        except IngestError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, connecting=False) from None
+
     def read(self, window: Window, arrow_types: dict[str, pa.DataType]) -> Iterator[Chunk]:
         """Stream the window's rows as Arrow batches."""
         sql, params = self._select(window, count=False)
         first_row = 1
-        with self._connection() as run:
+        with self._reading() as run:
             for batch in run(sql, params):
                 if batch.num_rows:
                     yield Chunk(batch, self.origin, first_row, window.start)
@@ -125,7 +156,7 @@ class SqlReader:
     def count(self, window: Window) -> int:
         """Rows the source holds for the window (for reconciliation)."""
         sql, params = self._select(window, count=True)
-        with self._connection() as run:
+        with self._reading() as run:
             batches = list(run(sql, params))
         table = pa.Table.from_batches(batches) if batches else None
         return int(table.column(0)[0].as_py()) if table is not None and table.num_rows else 0
@@ -183,7 +214,7 @@ class SqlReader:
             run = self._retrying(lambda: stack.enter_context(opener()))
             try:
                 yield run
-            except SourceError:
+            except IngestError:  # already explained (a load failing inside a session, too)
                 raise
             except Exception as exc:
                 raise self._error(exc, connecting=False) from None
