@@ -23,11 +23,13 @@ import pyarrow.parquet as pq
 
 from ingest_assets.audit import AuditRecord
 from ingest_assets.destinations.duckdb import (
+    STAGED,
     WINDOW_COLUMN,
     DuckDBWarehouse,
     WindowWrite,
     quarantine_table,
     quote,
+    staged_rows,
 )
 from ingest_assets.errors import ConfigError, IngestError, ValidationFailed
 from ingest_assets.memory import PeakMemory
@@ -256,18 +258,18 @@ def load_windows(
             report.peak_rss_bytes = peak.read()
             if warehouse is None:
                 continue
-            record = report.audit(run_id=run_id, partition=key, started_at=started_at)
-            record.status, record.rows_written, record.checksum = "failed", 0, None
-            record.error = (
-                error
+            _audit_failure(
+                warehouse,
+                report,
+                run_id=run_id,
+                partition=key,
+                started_at=started_at,
+                error=error
                 if failed is None or failed is report or len(reports) == 1
                 else f"not written: partition {keys[reports.index(failed)]} of the same run "
-                f"failed ({error})"
+                f"failed ({error})",
+                log=log,
             )
-            try:
-                warehouse.record_load(record)
-            except Exception as audit_exc:  # never hide the load's own error
-                log.warning("%s: the audit row could not be written: %s", spec.name, audit_exc)
         raise
     return reports
 
@@ -285,14 +287,35 @@ def record_failure(
 
     (A load that :func:`load_window` began records its own row.)
     """
-    now = datetime.now(UTC)
     report = LoadReport(spec.name, window, spec.destination.table)
-    record = report.audit(run_id=run_id, partition=partition, started_at=now)
-    record.status, record.error = "failed", str(error)
+    _audit_failure(
+        warehouse,
+        report,
+        run_id=run_id,
+        partition=partition,
+        started_at=datetime.now(UTC),
+        error=str(error),
+        log=_log,
+    )
+
+
+def _audit_failure(
+    warehouse: DuckDBWarehouse,
+    report: LoadReport,
+    *,
+    run_id: str,
+    partition: str,
+    started_at: datetime,
+    error: str,
+    log: logging.Logger,
+) -> None:
+    """Append a failed load's audit row; a failure to do so is logged, never raised."""
+    record = report.audit(run_id=run_id, partition=partition, started_at=started_at)
+    record.status, record.rows_written, record.checksum, record.error = "failed", 0, None, error
     try:
         warehouse.record_load(record)
     except Exception as exc:  # never hide the load's own error
-        _log.warning("%s: the audit row could not be written: %s", spec.name, exc)
+        log.warning("%s: the audit row could not be written: %s", report.dataset, exc)
 
 
 def _load(
@@ -363,8 +386,9 @@ def _load(
             report.audit(run_id=run_id, partition=key, started_at=started_at)
             for key, report in zip(keys, reports, strict=True)
         ]
+        peak_now = peak.read()
         for audit in audits:
-            audit.peak_rss_bytes = peak.read()
+            audit.peak_rss_bytes = peak_now
         written = warehouse.write_windows(
             spec.destination,
             [
@@ -557,14 +581,12 @@ class Stage:
 
     def count(self) -> int:
         """Rows staged."""
-        row = self.scratch.execute(f"SELECT count(*) FROM {_STAGED}", [self._files]).fetchone()
-        return int(row[0]) if row else 0
+        return staged_rows(self.files)
 
     def checksum(self) -> str | None:
         """An order-independent checksum of the staged rows (None when there are none)."""
         row = self.scratch.execute(
-            "SELECT count(*), sum(hash(t)) % 18446744073709551616 FROM "
-            f"(SELECT * FROM {_STAGED}) t",
+            f"SELECT count(*), sum(hash(t)) % 18446744073709551616 FROM (SELECT * FROM {STAGED}) t",
             [self._files],
         ).fetchone()
         if not row or not row[0]:
@@ -575,7 +597,7 @@ class Stage:
         """Judge whether ``key`` is unique across the staged rows."""
         columns = ", ".join(quote(column) for column in key)
         groups = self.scratch.execute(
-            f"SELECT {columns}, count(*) AS n FROM {_STAGED} GROUP BY ALL HAVING n > 1 "
+            f"SELECT {columns}, count(*) AS n FROM {STAGED} GROUP BY ALL HAVING n > 1 "
             "ORDER BY n DESC",
             [self._files],
         ).fetchall()
@@ -595,7 +617,7 @@ class Stage:
         for column in columns:
             col = quote(column)
             rows = self.scratch.execute(
-                f"SELECT {col}, count(*) AS n, min({quote(OBJECT_COLUMN)}) FROM {_STAGED} "
+                f"SELECT {col}, count(*) AS n, min({quote(OBJECT_COLUMN)}) FROM {STAGED} "
                 f"WHERE {col} IS NOT NULL GROUP BY {col} HAVING n > 1 ORDER BY n DESC, {col}",
                 [self._files],
             ).fetchall()
@@ -604,6 +626,4 @@ class Stage:
                 summary.rows_failed += count
 
 
-# Staged Parquet files, bound as a list parameter, combined by column name.
-_STAGED = "read_parquet(?, union_by_name = true)"
 _WINDOW_TYPE = pa.timestamp("us", tz="UTC")

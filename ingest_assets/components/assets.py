@@ -19,7 +19,6 @@ from ingest_assets.quality.checks import (
     VOLUME,
     CheckOutcome,
     combine,
-    schema_outcome,
     volume_outcome,
 )
 from ingest_assets.quality.schema import BatchValidator
@@ -147,8 +146,10 @@ def _table_name(spec: DatasetSpec, database: str) -> str:
     return f"{Path(database).stem}.{spec.destination.schema_name}.{spec.destination.table_name}"
 
 
-def check_result(spec: DatasetSpec, outcome: CheckOutcome) -> dg.AssetCheckResult:
-    """A check outcome of the core as Dagster's asset check result."""
+def check_result(
+    spec: DatasetSpec, outcome: CheckOutcome, extra: dict[str, Any] | None = None
+) -> dg.AssetCheckResult:
+    """A check outcome of the core as Dagster's asset check result (plus ``extra`` metadata)."""
     return dg.AssetCheckResult(
         check_name=outcome.name,
         asset_key=dg.AssetKey(spec.name),
@@ -157,9 +158,12 @@ def check_result(spec: DatasetSpec, outcome: CheckOutcome) -> dg.AssetCheckResul
         if outcome.severity == "error"
         else dg.AssetCheckSeverity.WARN,
         metadata={
-            key: dg.MetadataValue.json(value) if isinstance(value, dict | list) else value
-            for key, value in outcome.metadata.items()
-            if value is not None
+            **{
+                key: dg.MetadataValue.json(value) if isinstance(value, dict | list) else value
+                for key, value in outcome.metadata.items()
+                if value is not None
+            },
+            **(extra or {}),
         },
         description=outcome.description,
     )
@@ -179,11 +183,7 @@ def check_results(
 def schema_result(spec: DatasetSpec, report: LoadReport) -> dg.AssetCheckResult:
     """The schema check's result: counts per column and rule, and a sample of offending values."""
     summary = report.validation
-    outcome = report.checks.get(SCHEMA) or schema_outcome(
-        summary, report.rows_read, spec.quality, quarantine_table(spec.destination).table
-    )
     metadata: dict[str, Any] = {
-        **outcome.metadata,
         "failures_by_column": dg.MetadataValue.json(summary.per_column()),
         "failures_by_rule": dg.MetadataValue.json(
             {f"{column}: {check}": n for (column, check), n in summary.counts.most_common()}
@@ -222,16 +222,7 @@ def schema_result(spec: DatasetSpec, report: LoadReport) -> dg.AssetCheckResult:
                 ]
             ),
         )
-    return dg.AssetCheckResult(
-        check_name=SCHEMA,
-        asset_key=dg.AssetKey(spec.name),
-        passed=outcome.passed,
-        severity=dg.AssetCheckSeverity.ERROR
-        if outcome.severity == "error"
-        else dg.AssetCheckSeverity.WARN,
-        metadata=metadata,
-        description=outcome.description,
-    )
+    return check_result(spec, report.checks[SCHEMA], metadata)
 
 
 def materialization_metadata(

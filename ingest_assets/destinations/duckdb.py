@@ -26,8 +26,8 @@ from ingest_assets.windows import Window
 WINDOW_COLUMN = "_ingest_window_start"
 #: The audit table.
 AUDIT = DestinationSpec(table=f"{AUDIT_SCHEMA}.{AUDIT_TABLE}")
-# Staged Parquet files, bound as a list parameter, combined by column name.
-_STAGED = "read_parquet(?, union_by_name = true)"
+#: Staged Parquet files in SQL, bound as a list parameter, combined by column name.
+STAGED = "read_parquet(?, union_by_name = true)"
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 
@@ -150,10 +150,12 @@ class DuckDBWarehouse:
                                 self._delete_window(conn, name, write.window)
                         conn.execute(
                             f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
-                            f"now() AS _ingest_loaded_at FROM {_STAGED}",
+                            f"now() AS _ingest_loaded_at FROM {STAGED}",
                             [run_id, [str(p) for write in writes for p in write.staged]],
                         )
-                        written = [_staged_rows(write.staged) for write in writes]
+                        written = [staged_rows(write.staged) for write in writes]
+                    if any(write.audit is not None for write in writes):
+                        _ensure_audit(conn)
                     for write, rows in zip(writes, written, strict=True):
                         self._quarantine(conn, table, write.window, write.rejected, load, run_id)
                         if write.audit is not None:
@@ -191,24 +193,26 @@ class DuckDBWarehouse:
         run_id: str,
     ) -> None:
         """Replace the window's rows in ``<table>__rejected`` by this load's rejected rows."""
-        name = qualified(quarantine_table(table))
-        if not rejected and not _table_exists(conn, quarantine_table(table)):
+        target = quarantine_table(table)
+        name = qualified(target)
+        if not rejected and not _table_exists(conn, target):
             return
         files = [str(path) for path in rejected]
         if files:
-            self._ensure_table(conn, name, quarantine_table(table), files)
+            self._ensure_table(conn, name, target, files)
         if load.mode != "append":
             self._delete_window(conn, name, window)
         if files:
             conn.execute(
                 f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, now() AS "
-                f"_ingest_loaded_at FROM {_STAGED}",
+                f"_ingest_loaded_at FROM {STAGED}",
                 [run_id, files],
             )
 
     def record_load(self, audit: AuditRecord) -> None:
         """Append a load's audit row on its own (for loads that failed before writing)."""
         with self.connect() as conn:
+            _ensure_audit(conn)
             _append_audit(conn, audit)
 
     def load_history(self, dataset: str, before: datetime, limit: int) -> list[int]:
@@ -239,7 +243,7 @@ class DuckDBWarehouse:
         order = quote(load.order_by) if load.order_by else None
         latest = f"ORDER BY {order} DESC NULLS LAST" if order else ""
         conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE _ingest_incoming AS SELECT * FROM {_STAGED} "
+            f"CREATE OR REPLACE TEMP TABLE _ingest_incoming AS SELECT * FROM {STAGED} "
             f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} {latest}) = 1",
             [staged],
         )
@@ -261,7 +265,7 @@ class DuckDBWarehouse:
         """Create the table from the staged files' columns; add columns it lacks."""
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {name} AS SELECT *, NULL::VARCHAR AS _ingest_run_id, "
-            f"NULL::TIMESTAMPTZ AS _ingest_loaded_at FROM {_STAGED} LIMIT 0",
+            f"NULL::TIMESTAMPTZ AS _ingest_loaded_at FROM {STAGED} LIMIT 0",
             [staged],
         )
         existing = {
@@ -272,7 +276,7 @@ class DuckDBWarehouse:
                 [table.schema_name, table.table_name],
             ).fetchall()
         }
-        described = conn.execute(f"DESCRIBE SELECT * FROM {_STAGED}", [staged]).fetchall()
+        described = conn.execute(f"DESCRIBE SELECT * FROM {STAGED}", [staged]).fetchall()
         for column, duck_type, *_ in described:
             if column not in existing:
                 conn.execute(f"ALTER TABLE {name} ADD COLUMN {quote(column)} {duck_type}")
@@ -310,7 +314,7 @@ class DuckDBWarehouse:
         return int(row[0]) if row else 0
 
 
-def _staged_rows(files: list[Path]) -> int:
+def staged_rows(files: list[Path]) -> int:
     """Rows in staged Parquet files, from their footers."""
     return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
 
@@ -320,10 +324,13 @@ def quarantine_table(table: DestinationSpec) -> DestinationSpec:
     return DestinationSpec(table=f"{table.schema_name}.{table.table_name}__rejected")
 
 
-def _append_audit(conn: duckdb.DuckDBPyConnection, audit: AuditRecord) -> None:
+def _ensure_audit(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(AUDIT.schema_name)}")
     columns = ", ".join(f"{quote(name)} {kind}" for name, kind in AUDIT_COLUMNS.items())
     conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified(AUDIT)} ({columns})")
+
+
+def _append_audit(conn: duckdb.DuckDBPyConnection, audit: AuditRecord) -> None:
     conn.execute(
         f"INSERT INTO {qualified(AUDIT)} ({', '.join(quote(n) for n in AUDIT_COLUMNS)}) "
         f"VALUES ({', '.join('?' for _ in AUDIT_COLUMNS)})",

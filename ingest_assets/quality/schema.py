@@ -106,11 +106,6 @@ def _checks(group: ColumnChecks) -> list[pa.Check]:
     return checks
 
 
-def build_schema(spec: SchemaSpec) -> pa.DataFrameSchema:
-    """Build the pandera schema of a dataset's declared columns, with every rule as an error."""
-    return build_rule_schemas(spec)["error"] or pa.DataFrameSchema({})
-
-
 def build_rule_schemas(
     spec: SchemaSpec, quality: QualitySpec | None = None
 ) -> dict[Severity, pa.DataFrameSchema | None]:
@@ -486,8 +481,10 @@ class BatchValidator:
         if -1 in warn_rows:
             warn_rows = set(range(len(frame)))
         rejected_rows = warn_rows - error_rows
+        # Values of masked columns are masked once, before any of them is kept anywhere.
+        failures = [(row, self._masked_failure(failure)) for row, failure in failures]
         for _, failure in failures:
-            summary.add(self._masked_failure(failure))
+            summary.add(failure)
         summary.rows_failed += len(error_rows)
         summary.rows_rejected += len(rejected_rows)
         rejected = self._rejected(raw, failures, rejected_rows, object_uri, first_row)
@@ -591,6 +588,7 @@ class BatchValidator:
         object_uri: str,
         first_row: int,
     ) -> arrow.RecordBatch | None:
+        """One quarantine row per warn failure of a rejected row (failures already masked)."""
         if not rows:
             return None
         picked = [
@@ -605,10 +603,9 @@ class BatchValidator:
         ]
         indices = [row for row, _ in expanded]
         text = self._mask(raw.iloc[indices].apply(_as_text).reset_index(drop=True))
-        masked = [self._masked_failure(failure) for _, failure in expanded]
-        text["_ingest_column"] = [failure.column for failure in masked]
-        text["_ingest_rule"] = [failure.check for failure in masked]
-        text["_ingest_value"] = [None if f.value is None else str(f.value) for f in masked]
+        text["_ingest_column"] = [failure.column for _, failure in expanded]
+        text["_ingest_rule"] = [failure.check for _, failure in expanded]
+        text["_ingest_value"] = [None if f.value is None else str(f.value) for _, f in expanded]
         text["_ingest_object"] = object_uri
         text["_ingest_row"] = [first_row + row for row in indices]
         return arrow.RecordBatch.from_pandas(
