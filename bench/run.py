@@ -21,12 +21,15 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -35,6 +38,8 @@ import pyarrow.parquet as pq
 START = date(2026, 1, 1)
 #: The variable that holds the benchmark PostgreSQL's URL (set while its cases run).
 PG_URL = "BENCH_PG_URL"
+#: The variable that holds the benchmark API's base URL (set while its cases run).
+API_URL = "BENCH_API_URL"
 COLUMNS = {
     "event_id": {"dtype": "string", "nullable": False, "unique": True},
     "user_id": {"dtype": "int64", "nullable": False, "checks": {"ge": 0}},
@@ -83,6 +88,7 @@ def generate(folder: Path, days: int, rows_per_day: int) -> None:
                 ],
             }
         )
+        _write_pages(folder / "rest" / day.isoformat(), table)
         for fmt in ("csv", "parquet"):
             target = folder / fmt / f"dt={day.isoformat()}" / f"events.{fmt}"
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +98,81 @@ def generate(folder: Path, days: int, rows_per_day: int) -> None:
                 pq.write_table(table, target)
 
 
+#: Records per page of the benchmark API.
+PAGE_SIZE = 5_000
+
+
+def _write_pages(folder: Path, table: pa.Table) -> None:
+    """Serialise a day's events as the API's JSON pages, ready to be served as they are."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = table.to_pylist()
+    for record in records:
+        record["happened_at"] = record["happened_at"].isoformat().replace("+00:00", "Z")
+    for page, first in enumerate(range(0, len(records), PAGE_SIZE), start=1):
+        records_page = records[first : first + PAGE_SIZE]
+        (folder / f"{page}.json").write_text(json.dumps(records_page, separators=(",", ":")))
+
+
+class EventsApi(ThreadingHTTPServer):
+    """A paginated JSON API over the generated events, on 127.0.0.1.
+
+    ``GET /events?start=<iso>&end=<iso>&page=<n>`` answers ``{"data": [...], "total": <rows>}``,
+    ``PAGE_SIZE`` records a page, the days of ``[start, end)`` one after another. Pages are
+    pre-serialised, so the server's own cost is reading a file.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, folder: Path, rows_per_day: int) -> None:
+        self.folder = folder
+        self.rows_per_day = rows_per_day
+        super().__init__(("127.0.0.1", 0), _EventsHandler)
+
+
+class _EventsHandler(BaseHTTPRequestHandler):
+    server: EventsApi
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        start = datetime.fromisoformat(query["start"]).date()
+        end = datetime.fromisoformat(query["end"]).date()
+        days = [start + timedelta(days=d) for d in range((end - start).days)]
+        pages_per_day = -(-self.server.rows_per_day // PAGE_SIZE)
+        index = int(query.get("page", "1")) - 1
+        records = b"[]"
+        if index < len(days) * pages_per_day:
+            day, page = divmod(index, pages_per_day)
+            path = self.server.folder / days[day].isoformat() / f"{page + 1}.json"
+            records = path.read_bytes()
+        total = len(days) * self.server.rows_per_day
+        pages = len(days) * pages_per_day
+        body = b'{"total":%d,"pages":%d,"data":%s}' % (total, pages, records)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the benchmark prints only its table."""
+
+
+@contextmanager
+def events_api(folder: Path, rows_per_day: int) -> Iterator[None]:
+    """Serve the events on a free loopback port while the REST cases run."""
+    server = EventsApi(folder / "rest", rows_per_day)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    os.environ[API_URL] = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield
+    finally:
+        del os.environ[API_URL]
+        server.shutdown()
+        server.server_close()
+
+
 def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
     """Run one case in this process; return rows and seconds."""
     import duckdb
@@ -99,8 +180,9 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
     from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
     from ingest_assets.engine import load_window, load_windows
     from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
+    from ingest_assets.sources.rest import RestReader
     from ingest_assets.sources.sql import SqlReader
-    from ingest_assets.spec import ObjectStoreSource, SqlSource
+    from ingest_assets.spec import ObjectStoreSource, RestSource, SqlSource
     from ingest_assets.windows import Window
 
     database = folder / f"{tool}-{fmt}-{days}.duckdb"
@@ -113,10 +195,17 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
         os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # no network beyond loopback
         import dlt
         import dlt.sources.filesystem
-        import dlt.sources.sql_database  # noqa: F401
+        import dlt.sources.sql_database
+    if tool == "duckdb" and fmt == "rest":
+        import orjson  # noqa: F401
+        import requests  # noqa: F401
+    if tool == "dlt" and fmt == "rest":
+        import dlt.sources.rest_api  # noqa: F401
     started = time.perf_counter()  # imports are not timed: every tool pays them once per process
     if tool == "duckdb" and fmt == "postgres":
         rows = _run_adbc(days, database)
+    elif tool == "duckdb" and fmt == "rest":
+        rows = _run_rest_raw(days, database)
     elif tool == "duckdb":
         files = [
             str(folder / fmt / f"dt={(START + timedelta(days=d)).isoformat()}" / f"events.{fmt}")
@@ -135,7 +224,9 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
         spec = _spec(fmt, folder)
         warehouse = DuckDBWarehouse(duckdb_connector(database), str(database))
         source = spec.source
-        if isinstance(source, SqlSource):
+        if isinstance(source, RestSource):
+            reader = RestReader(source, dataset="events")
+        elif isinstance(source, SqlSource):
             reader = SqlReader(source, os.environ[PG_URL], dataset="events")
         else:
             assert isinstance(source, ObjectStoreSource)
@@ -155,11 +246,18 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
 def _spec(fmt: str, folder: Path) -> Any:
     from ingest_assets.spec import DatasetSpec
 
-    source: dict[str, Any] = (
-        {"kind": "sql", "url_env": PG_URL, "table": "events", "time_column": "happened_at"}
-        if fmt == "postgres"
-        else {"location": str(folder / fmt), "key_template": f"dt={{date}}/*.{fmt}"}
-    )
+    source: dict[str, Any] = {"location": str(folder / fmt), "key_template": f"dt={{date}}/*.{fmt}"}
+    if fmt == "postgres":
+        source = {"kind": "sql", "url_env": PG_URL, "table": "events", "time_column": "happened_at"}
+    elif fmt == "rest":
+        source = {
+            "kind": "rest",
+            "base_url": os.environ[API_URL],
+            "endpoint": "/events",
+            "params": {"start": "{start}", "end": "{end}"},
+            "records_path": "data",
+            "paginator": {"type": "page_number", "total_path": "pages", "total_is_pages": True},
+        }
     return DatasetSpec.model_validate(
         {
             "name": "events",
@@ -203,6 +301,8 @@ def _run_dlt(fmt: str, folder: Path, days: int, database: Path) -> int:
 
     if fmt == "postgres":
         return _run_dlt_postgres(days, database)
+    if fmt == "rest":
+        return _run_dlt_rest(days, database)
     glob = "dt=*" if days > 1 else f"dt={START.isoformat()}"
     files = filesystem(bucket_url=str(folder / fmt), file_glob=f"{glob}/events.{fmt}")
     reader = (
@@ -273,6 +373,96 @@ def _run_dlt_postgres(days: int, database: Path) -> int:
     return int(row[0]) if row else 0
 
 
+def _run_rest_raw(days: int, database: Path) -> int:
+    """The raw loop for an API: pages fetched 4 at a time, orjson, Arrow, DuckDB; no checks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import duckdb
+    import orjson
+    import requests
+
+    session = requests.Session()
+    url = f"{os.environ[API_URL]}/events"
+    rows = 0
+    with duckdb.connect(str(database)) as conn, ThreadPoolExecutor(4) as pool:
+        for offset in range(days):
+            day = datetime.combine(START + timedelta(days=offset), datetime.min.time(), UTC)
+            bounds = {"start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()}
+
+            def page(number: int, bounds: dict[str, str] = bounds) -> Any:
+                response = session.get(url, params={**bounds, "page": number}, timeout=30)
+                response.raise_for_status()
+                return orjson.loads(response.content)
+
+            first = page(1)
+            bodies = [first, *pool.map(page, range(2, first["pages"] + 1))]
+            for body in bodies:
+                fetched = pa.Table.from_pylist(body["data"])
+                if rows == 0:
+                    conn.execute("CREATE TABLE events AS SELECT * FROM fetched")
+                else:
+                    conn.execute("INSERT INTO events SELECT * FROM fetched")
+                rows += fetched.num_rows
+    return rows
+
+
+def _run_dlt_rest(days: int, database: Path) -> int:
+    """dlt's REST API source, tuned as its performance guide says.
+
+    A resource per day, fetched in parallel; big buffers; parallel normalisation; the parquet
+    loader file format; no nested tables.
+    """
+    import dlt
+    import duckdb
+    from dlt.sources.rest_api import rest_api_source
+
+    os.environ["DATA_WRITER__BUFFER_MAX_ITEMS"] = "100000"
+    os.environ["NORMALIZE__WORKERS"] = "2"
+    resources: list[Any] = []
+    for offset in range(days):
+        day = datetime.combine(START + timedelta(days=offset), datetime.min.time(), UTC)
+        resources.append(
+            {
+                "name": f"events_{offset}",
+                "table_name": "events",
+                "endpoint": {
+                    "path": "events",
+                    "params": {
+                        "start": day.isoformat(),
+                        "end": (day + timedelta(days=1)).isoformat(),
+                    },
+                    "data_selector": "data",
+                },
+            }
+        )
+    source = rest_api_source(
+        {
+            "client": {
+                "base_url": os.environ[API_URL],
+                "paginator": {
+                    "type": "page_number",
+                    "base_page": 1,
+                    "page_param": "page",
+                    "total_path": "pages",
+                },
+            },
+            "resource_defaults": {"parallelized": True},
+            "resources": resources,
+        },
+        max_table_nesting=0,
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name=f"bench_rest_{days}",
+        destination=dlt.destinations.duckdb(str(database)),
+        dataset_name="events",
+        pipelines_dir=str(database.parent / "dlt" / f"rest-{days}"),
+    )
+    pipeline.run(source, loader_file_format="parquet")
+    with duckdb.connect(str(database)) as conn:
+        row = conn.execute("SELECT count(*) FROM events.events").fetchone()
+    return int(row[0]) if row else 0
+
+
 @contextmanager
 def postgres_with_events(folder: Path, days: int) -> Iterator[None]:
     """Start the test suite's throwaway PostgreSQL on loopback and copy the events into it."""
@@ -323,6 +513,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest counts")
     parser.add_argument("--rows-per-day", type=int, default=20_000)
+    parser.add_argument(
+        "--formats",
+        nargs="+",
+        choices=["csv", "parquet", "postgres", "rest"],
+        default=["csv", "parquet", "postgres", "rest"],
+        help="the cases to run (default: all)",
+    )
     parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -348,8 +545,15 @@ def main() -> None:
         )
         print(header)
         print("-" * len(header))
-        for fmt in ("csv", "parquet", "postgres"):
-            with postgres_with_events(folder, args.days) if fmt == "postgres" else nullcontext():
+        for fmt in args.formats:
+            services = (
+                postgres_with_events(folder, args.days)
+                if fmt == "postgres"
+                else events_api(folder, args.rows_per_day)
+                if fmt == "rest"
+                else nullcontext()
+            )
+            with services:
                 for days in (1, args.days):
                     print_case(fmt, folder, days, args.repeat)
 
@@ -358,7 +562,8 @@ def print_case(fmt: str, folder: Path, days: int, repeat: int) -> None:
     """Run one case with every tool and print its rows of the table."""
     case = f"{fmt}, {days} day{'s' if days > 1 else ''}"
     raw = measure("duckdb", fmt, folder, days, repeat)
-    results = [("adbc raw" if fmt == "postgres" else "duckdb native", raw)]
+    raw_name = {"postgres": "adbc raw", "rest": "python raw"}.get(fmt, "duckdb native")
+    results = [(raw_name, raw)]
     results.append(("dlt", measure("dlt", fmt, folder, days, repeat)))
     results.append(("ingest_assets", measure("ingest_assets", fmt, folder, days, repeat)))
     if days > 1:
@@ -366,7 +571,7 @@ def print_case(fmt: str, folder: Path, days: int, repeat: int) -> None:
         results.append(("  via dagster", measure("dagster", fmt, folder, days, repeat)))
     dlt_seconds = results[1][1]["seconds"]
     for tool, result in results:
-        ours = tool not in ("duckdb native", "adbc raw", "dlt")
+        ours = tool not in (raw_name, "dlt")
         vs_dlt = f"{result['seconds'] / dlt_seconds:>7.2f}x" if ours else f"{'':>8}"
         print(
             f"{case:<18}{tool:<15}{int(result['rows']):>11,}{result['seconds']:>9.2f}"

@@ -11,7 +11,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,7 +53,7 @@ from ingest_assets.quality.schema import (
     Validated,
     ValidationSummary,
 )
-from ingest_assets.sources.base import SourceReader
+from ingest_assets.sources.base import Chunk, Origins, SourceReader
 from ingest_assets.spec import DatasetSpec
 from ingest_assets.windows import Window
 
@@ -444,15 +444,10 @@ def _read(
     folder.mkdir()
     stage = Stage(folder, validator.arrow_schema, validator.rejected_schema, scratch)
     with report.phase("read_validate"), stage:
-        for chunk in reader.read(window, arrow_types):
-            report.rows_read += chunk.batch.num_rows
-            validated = validator.validate(
-                chunk.batch,
-                object_uri=chunk.origin,
-                first_row=chunk.first_row,
-                summary=report.validation,
-            )
-            stage.write(validated, chunk.origin, chunk.period_start.astimezone(UTC))
+        for batch, origins, period_start in gather(reader.read(window, arrow_types), GATHER_ROWS):
+            report.rows_read += batch.num_rows
+            validated = validator.validate(batch, origins=origins, summary=report.validation)
+            stage.write(validated, origins, period_start.astimezone(UTC))
     summary = report.validation
     if validator.unique_columns and summary.passed:
         with report.phase("unique"):
@@ -469,6 +464,52 @@ def _read(
     )
     report.checks[DRIFT] = drift_outcome(summary.drift, spec.quality.drift)
     return stage
+
+
+#: Rows gathered into one batch before validation: validating and staging have a fixed cost
+#: per batch, which small pages and files would otherwise pay many times over.
+GATHER_ROWS = 65_536
+
+
+def gather(
+    chunks: Iterable[Chunk], rows: int = GATHER_ROWS
+) -> Iterator[tuple[pa.RecordBatch, Origins, datetime]]:
+    """Gather consecutive chunks of the same period and columns into batches of ``rows`` or more.
+
+    Yields:
+        Each batch, where its rows came from, and the period they were read for.
+    """
+    pending: list[Chunk] = []
+    size = 0
+    for chunk in chunks:
+        if pending and (
+            chunk.period_start != pending[0].period_start
+            or not chunk.batch.schema.equals(pending[0].batch.schema)
+        ):
+            yield _gathered(pending)
+            pending, size = [], 0
+        pending.append(chunk)
+        size += chunk.batch.num_rows
+        if size >= rows:
+            yield _gathered(pending)
+            pending, size = [], 0
+    if pending:
+        yield _gathered(pending)
+
+
+def _gathered(chunks: list[Chunk]) -> tuple[pa.RecordBatch, Origins, datetime]:
+    if len(chunks) == 1:
+        (chunk,) = chunks
+        origins = Origins.single(chunk.origin, chunk.batch.num_rows, chunk.first_row)
+        return chunk.batch, origins, chunk.period_start
+    offsets = [0]
+    for chunk in chunks[:-1]:
+        offsets.append(offsets[-1] + chunk.batch.num_rows)
+    batch = pa.concat_batches([chunk.batch for chunk in chunks])
+    origins = Origins(
+        offsets, [c.origin for c in chunks], [c.first_row for c in chunks], batch.num_rows
+    )
+    return batch, origins, chunks[0].period_start
 
 
 def _fix(blocking: list[CheckOutcome]) -> str:
@@ -533,14 +574,15 @@ class Stage:
         self._writer = pq.ParquetWriter(path, schema)
         return self._writer
 
-    def write(self, validated: Validated, origin: str, period_start: datetime) -> None:
+    def write(self, validated: Validated, origins: Origins, period_start: datetime) -> None:
         """Stage one validated batch: good rows, and rejected rows for the quarantine."""
         period = pa.scalar(period_start, _WINDOW_TYPE)
         good = validated.good
         if good is not None and good.num_rows:
             rows = good.num_rows
+            objects = origins.column(validated.kept)
             batch = good.append_column(WINDOW_COLUMN, pa.repeat(period, rows)).append_column(
-                OBJECT_COLUMN, pa.repeat(pa.scalar(origin), rows)
+                OBJECT_COLUMN, objects
             )
             writer = self._writer
             if writer is None or not writer.schema.equals(batch.schema):

@@ -4,15 +4,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster_duckdb import DuckDBResource
 
+from ingest_assets import engine
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import load_window, load_windows
 from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
 from ingest_assets.spec import DatasetSpec, ObjectStoreSource
 from ingest_assets.windows import Window
-from ingest_assets_tests.conftest import order_rows, orders_spec, query, step_failure, write_csv
+from ingest_assets_tests.conftest import (
+    ORDER_COLUMNS,
+    order_rows,
+    orders_spec,
+    query,
+    step_failure,
+    write_csv,
+)
 
 DAYS = [f"2026-10-{day:02d}" for day in range(1, 6)]
 PER_WINDOW = (
@@ -120,3 +129,48 @@ def test_a_range_load_gives_the_same_rows_as_one_load_per_window(tmp_path: Path)
         in_one_pass.connect() as second,
     ):
         assert first.execute(rows).fetchall() == second.execute(rows).fetchall()
+
+
+def test_gathering_small_files_into_one_batch_keeps_every_row_and_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small objects are validated as one batch; rows, quarantine and failure locations equal
+    those of validating each object on its own."""
+    landing = tmp_path / "landing"
+    for part in range(6):
+        rows = order_rows(DAYS[0], 30, start=30 * part)
+        rows[part]["email"] = "not-an-email"  # a warn rule: quarantined with object and row
+        write_csv(landing / f"dt={DAYS[0]}" / f"part-{part}.csv", rows)
+    columns = {**ORDER_COLUMNS, "email": {**ORDER_COLUMNS["email"], "severity": "warn"}}
+    spec = orders_spec("landing", schema={"columns": columns})
+    assert isinstance(spec.source, ObjectStoreSource)
+    reader = ObjectStoreReader(LocalStore(landing), spec.source, dataset="orders")
+    day = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC))
+    results = []
+    for rows_per_batch in (1, engine.GATHER_ROWS):
+        monkeypatch.setattr(engine, "GATHER_ROWS", rows_per_batch)
+        warehouse = DuckDBWarehouse(duckdb_connector(tmp_path / f"{rows_per_batch}.duckdb"), "w")
+        report = load_window(spec, day, reader, warehouse, run_id="r")
+        with warehouse.connect() as conn:
+            loaded = conn.execute(
+                "SELECT * EXCLUDE (_ingest_loaded_at) FROM raw.orders ORDER BY order_id"
+            ).fetchall()
+            quarantined = conn.execute(
+                "SELECT order_id, _ingest_object, _ingest_row FROM raw.orders__rejected "
+                "ORDER BY order_id"
+            ).fetchall()
+        results.append((report.rows_written, report.checksum, loaded, quarantined))
+    assert results[0] == results[1]
+    written, _, loaded, quarantined = results[1]
+    assert written == 174 and len(loaded) == 174
+    assert [(Path(obj).name, row) for _, obj, row in quarantined] == [
+        (f"part-{part}.csv", part + 1) for part in range(6)
+    ]
+    with DuckDBWarehouse(
+        duckdb_connector(tmp_path / f"{engine.GATHER_ROWS}.duckdb"), "w"
+    ).connect() as conn:
+        objects = conn.execute(
+            "SELECT regexp_extract(_ingest_object, '[^/]+$'), count(*) FROM raw.orders "
+            "GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert objects == [(f"part-{part}.csv", 29) for part in range(6)]

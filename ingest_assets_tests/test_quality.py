@@ -27,6 +27,7 @@ from ingest_assets.quality.checks import (
 )
 from ingest_assets.quality.masking import REDACTED, mask_values
 from ingest_assets.quality.schema import BatchValidator, DriftReport, ValidationSummary
+from ingest_assets.sources.base import Origins
 from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
 from ingest_assets.spec import (
     ColumnSpec,
@@ -72,7 +73,9 @@ SCHEMA = SchemaSpec.model_validate(
 def _validate(batch: pa.RecordBatch, quality: QualitySpec | None = None) -> Any:
     summary = ValidationSummary()
     validator = BatchValidator(SCHEMA, quality, salt="pepper")
-    return validator.validate(batch, object_uri="f.csv", first_row=1, summary=summary), summary
+    return validator.validate(
+        batch, origins=Origins.single("f.csv", batch.num_rows), summary=summary
+    ), summary
 
 
 def test_a_clean_frame_passes_whole_and_masked() -> None:
@@ -248,7 +251,7 @@ def test_custom_pandera_checks_by_reference_with_their_severity() -> None:
     )
     summary = ValidationSummary()
     validated = BatchValidator(schema, quality).validate(
-        batch, object_uri="f", first_row=1, summary=summary
+        batch, origins=Origins.single("f", batch.num_rows), summary=summary
     )
     assert dict(summary.warn_counts) == {("amount", "whole_cents"): 1}
     assert dict(summary.counts) == {("<table>", "total_is_amount_times_quantity"): 1}

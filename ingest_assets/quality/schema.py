@@ -21,6 +21,7 @@ import pyarrow as arrow
 from pandera.errors import SchemaError, SchemaErrors
 
 from ingest_assets.quality.masking import mask_values
+from ingest_assets.sources.base import Origins
 from ingest_assets.spec import (
     ColumnChecks,
     Mask,
@@ -358,10 +359,13 @@ class Validated:
             row broke an error rule: the window will not load).
         rejected: One row per warn failure of a quarantined row: the row's declared columns as
             text (masked), then the column, rule, value, object and row number.
+        kept: The positions in the batch of the good rows, when some rows were rejected
+            (None: every row is good).
     """
 
     good: arrow.RecordBatch | None
     rejected: arrow.RecordBatch | None
+    kept: arrow.Array | None = None
 
 
 class BatchValidator:
@@ -421,14 +425,14 @@ class BatchValidator:
         )
 
     def validate(
-        self,
-        batch: arrow.RecordBatch,
-        *,
-        object_uri: str,
-        first_row: int,
-        summary: ValidationSummary,
+        self, batch: arrow.RecordBatch, *, origins: Origins, summary: ValidationSummary
     ) -> Validated:
         """Validate one batch; record failures and drift in ``summary``.
+
+        Args:
+            batch: The rows, as read.
+            origins: Where each row came from (object and row number, for failures).
+            summary: The window's summary, which gathers the failures of all its batches.
 
         Returns:
             The good rows, coerced to the declared types (declared columns in declared order,
@@ -453,27 +457,20 @@ class BatchValidator:
             lost = converted.isna() & original.notna()
             for index in lost[lost].index:
                 coerced_away.add((name, int(index)))
-                failures.append(
-                    (
-                        int(index),
-                        Failure(
-                            name,
-                            f"coerce_dtype('{logical}')",
-                            _plain(original[index]),
-                            object_uri,
-                            first_row + int(index),
-                            self.severity[name],
-                        ),
-                    )
+                obj, row = origins.locate(int(index))
+                failure = Failure(
+                    name,
+                    f"coerce_dtype('{logical}')",
+                    _plain(original[index]),
+                    obj,
+                    row,
+                    self.severity[name],
                 )
+                failures.append((int(index), failure))
             frame[name] = converted
-        frame = self._run(
-            self.error_schema, frame, "error", coerced_away, failures, object_uri, first_row
-        )
+        frame = self._run(self.error_schema, frame, "error", coerced_away, failures, origins)
         if self.warn_schema is not None:
-            self._run(
-                self.warn_schema, frame, "warn", coerced_away, failures, object_uri, first_row
-            )
+            self._run(self.warn_schema, frame, "warn", coerced_away, failures, origins)
         error_rows = {row for row, failure in failures if failure.severity == "error"}
         if -1 in error_rows:
             error_rows = set(range(len(frame)))
@@ -487,7 +484,7 @@ class BatchValidator:
             summary.add(failure)
         summary.rows_failed += len(error_rows)
         summary.rows_rejected += len(rejected_rows)
-        rejected = self._rejected(raw, failures, rejected_rows, object_uri, first_row)
+        rejected = self._rejected(raw, failures, rejected_rows, origins)
         if error_rows or not summary.passed:
             return Validated(None, rejected)
         keep = [index for index in range(len(frame)) if index not in rejected_rows]
@@ -499,13 +496,13 @@ class BatchValidator:
             schema=self._output_schema(good_frame),
             preserve_index=False,
         )
+        kept = arrow.array(keep, arrow.int64()) if rejected_rows else None
         if self.quality.drift == "evolve":
-            take = arrow.array(keep, arrow.int64())
             for name in summary.drift.added:
                 if name in batch.schema.names and name not in self.logical:
                     column = batch.column(name)
-                    good = good.append_column(name, column.take(take) if rejected_rows else column)
-        return Validated(good, rejected)
+                    good = good.append_column(name, column if kept is None else column.take(kept))
+        return Validated(good, rejected, kept)
 
     def _run(
         self,
@@ -514,17 +511,15 @@ class BatchValidator:
         severity: Severity,
         coerced_away: set[tuple[str, int]],
         failures: list[tuple[int, Failure]],
-        object_uri: str,
-        first_row: int,
+        origins: Origins,
     ) -> pd.DataFrame:
         try:
             return schema.validate(frame, lazy=True)
         except SchemaErrors as errors:
             cases = errors.failure_cases
         except SchemaError as error:  # a schema-level problem, e.g. a dataframe check
-            failures.append(
-                (-1, Failure("<table>", str(error.check), None, object_uri, None, severity))
-            )
+            whole = ", ".join(dict.fromkeys(origins.origins))
+            failures.append((-1, Failure("<table>", str(error.check), None, whole, None, severity)))
             return frame
         table_rows: set[tuple[int | None, str]] = set()
         for case in cases.to_dict("records"):
@@ -545,19 +540,13 @@ class BatchValidator:
             if check == "column_in_dataframe":
                 column = str(case["failure_case"])
                 check = "column missing"
-            failures.append(
-                (
-                    -1 if index is None else index,
-                    Failure(
-                        column,
-                        check,
-                        _plain(case["failure_case"]),
-                        object_uri,
-                        None if index is None else first_row + index,
-                        severity,
-                    ),
-                )
+            obj, row = (
+                (", ".join(dict.fromkeys(origins.origins)), None)
+                if index is None
+                else origins.locate(index)
             )
+            failure = Failure(column, check, _plain(case["failure_case"]), obj, row, severity)
+            failures.append((-1 if index is None else index, failure))
         return frame
 
     def _masked_failure(self, failure: Failure) -> Failure:
@@ -585,8 +574,7 @@ class BatchValidator:
         raw: pd.DataFrame,
         failures: list[tuple[int, Failure]],
         rows: set[int],
-        object_uri: str,
-        first_row: int,
+        origins: Origins,
     ) -> arrow.RecordBatch | None:
         """One quarantine row per warn failure of a rejected row (failures already masked)."""
         if not rows:
@@ -606,8 +594,9 @@ class BatchValidator:
         text["_ingest_column"] = [failure.column for _, failure in expanded]
         text["_ingest_rule"] = [failure.check for _, failure in expanded]
         text["_ingest_value"] = [None if f.value is None else str(f.value) for _, f in expanded]
-        text["_ingest_object"] = object_uri
-        text["_ingest_row"] = [first_row + row for row in indices]
+        located = [origins.locate(row) for row in indices]
+        text["_ingest_object"] = [obj for obj, _ in located]
+        text["_ingest_row"] = [row for _, row in located]
         return arrow.RecordBatch.from_pandas(
             text, schema=self.rejected_schema, preserve_index=False
         )

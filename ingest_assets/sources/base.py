@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+import numpy
 import pyarrow as pa
 
 from ingest_assets.windows import Window
@@ -28,6 +30,50 @@ class Chunk:
     origin: str
     first_row: int
     period_start: datetime
+
+
+@dataclass(frozen=True)
+class Origins:
+    """Where each row of a batch came from: runs of consecutive rows, each from one origin.
+
+    A batch may gather several chunks (pages of an API, small files), so that validation and
+    staging pay their fixed costs once per many rows; every row still reports its own object and
+    row number.
+
+    Attributes:
+        offsets: Position in the batch of each run's first row, ascending, starting at 0.
+        origins: Each run's object URI or table.
+        first_rows: Each run's 1-based row number of its first row within its origin.
+        rows: The batch's number of rows.
+    """
+
+    offsets: Sequence[int]
+    origins: Sequence[str]
+    first_rows: Sequence[int]
+    rows: int
+
+    @classmethod
+    def single(cls, origin: str, rows: int, first_row: int = 1) -> Origins:
+        """All ``rows`` rows from one origin, numbered from ``first_row``."""
+        return cls([0], [origin], [first_row], rows)
+
+    def locate(self, index: int) -> tuple[str, int]:
+        """The origin and row number of the batch's row ``index`` (0-based)."""
+        run = bisect_right(self.offsets, index) - 1
+        return self.origins[run], self.first_rows[run] + index - self.offsets[run]
+
+    def column(self, positions: pa.Array | None = None) -> pa.Array:
+        """Each row's origin as a string column: of every row, or of the rows at ``positions``."""
+        if len(self.origins) == 1:
+            count = self.rows if positions is None else len(positions)
+            return pa.repeat(pa.scalar(self.origins[0]), count)
+        lengths = numpy.diff([*self.offsets, self.rows])
+        runs = pa.array(numpy.repeat(numpy.arange(len(self.origins), dtype=numpy.int32), lengths))
+        if positions is not None:
+            runs = runs.take(positions)
+        return pa.DictionaryArray.from_arrays(runs, pa.array(self.origins, pa.string())).cast(
+            pa.string()
+        )
 
 
 @dataclass

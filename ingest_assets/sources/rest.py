@@ -24,6 +24,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 import pyarrow as pa
 import requests
 from pyrate_limiter import Limiter, Rate
@@ -247,11 +248,40 @@ class RestReader:
         return records
 
     def _batch(self, records: list[Any], declared: list[str]) -> pa.RecordBatch:
-        """The page's records as columns: the declared ones, then any others (for drift)."""
-        rows = [
-            flatten(r) if self.source.nested == "flatten" and isinstance(r, Mapping) else r
-            for r in records
-        ]
+        """The page's records as columns: the declared ones, then any others (for drift).
+
+        Arrow converts a page of plain records in C++; nested values become JSON text (or are
+        flattened) afterwards, column by column. A page whose fields mix types (an API drifting)
+        takes the slower per-value path that keeps such a field as text.
+        """
+        rows = (
+            [flatten(r) if isinstance(r, Mapping) else r for r in records]
+            if self.source.nested == "flatten"
+            else records
+        )
+        try:
+            table = pa.array(rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return self._batch_by_value(rows, declared)
+        if not pa.types.is_struct(table.type):
+            return self._batch_by_value(rows, declared)
+        batch = pa.RecordBatch.from_struct_array(table)
+        arrays: list[pa.Array] = []
+        names = [*declared, *(name for name in batch.schema.names if name not in declared)]
+        for name in names:
+            if name not in batch.schema.names:
+                arrays.append(pa.nulls(len(rows)))
+                continue
+            column = batch.column(name)
+            if pa.types.is_nested(column.type):  # objects and lists: JSON text, as they came
+                values = [r.get(name) if isinstance(r, Mapping) else None for r in rows]
+                column = pa.array(
+                    [None if v is None else json.dumps(v) for v in values], pa.string()
+                )
+            arrays.append(column)
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def _batch_by_value(self, rows: list[Any], declared: list[str]) -> pa.RecordBatch:
         seen = dict.fromkeys(declared)
         for row in rows:
             if isinstance(row, Mapping):
@@ -410,8 +440,8 @@ class RestReader:
                 "params (404/400).",
             )
         try:
-            return response, response.json()
-        except ValueError:
+            return response, orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             raise SourceError(
                 f"Dataset '{self.dataset}': {shown} answered HTTP {response.status_code} with a "
                 f"body that is not JSON: {response.text[:120]!r}. Nothing was written.",
