@@ -16,6 +16,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -53,7 +54,7 @@ from ingest_assets.quality.schema import (
     Validated,
     ValidationSummary,
 )
-from ingest_assets.sources.base import Chunk, Origins, SourceReader
+from ingest_assets.sources.base import Chunk, Origins, ReadPlan, SourceReader
 from ingest_assets.spec import DatasetSpec
 from ingest_assets.windows import Window
 
@@ -235,6 +236,9 @@ def load_windows(
     reports = [LoadReport(spec.name, window, spec.destination.table) for window in windows]
     # A source that can keep one connection for the whole run (SQL) does so.
     session = getattr(reader, "session", None)
+    # A source that can read a whole range in one pass (SQL) does so, split into windows.
+    if len(windows) > 1 and hasattr(reader, "read_range"):
+        reader = RangeReader(reader, windows)
     try:
         with session() if session is not None else nullcontext():
             _load(
@@ -272,6 +276,42 @@ def load_windows(
             )
         raise
     return reports
+
+
+class RangeReader:
+    """Serves the windows of a range, one after another, from one pass over the whole range.
+
+    The source's ``read_range`` yields chunks tagged with their window, window after window;
+    each ``read(window)`` takes that window's chunks and stops at the first chunk of a later
+    window, which waits for the next ``read``.
+
+    Args:
+        reader: A source with ``read_range(windows, arrow_types)``.
+        windows: The range's windows, oldest first, each read once in that order.
+    """
+
+    def __init__(self, reader: Any, windows: list[Window]) -> None:
+        self._reader = reader
+        self._windows = windows
+        self._stream: Iterator[Chunk] | None = None
+        self._held: Chunk | None = None
+
+    def plan(self, window: Window) -> ReadPlan:
+        """What the window reads, as the source plans it."""
+        return self._reader.plan(window)
+
+    def read(self, window: Window, arrow_types: dict[str, pa.DataType]) -> Iterator[Chunk]:
+        """The window's chunks of the range's one pass."""
+        if self._stream is None:
+            self._stream = iter(self._reader.read_range(self._windows, arrow_types))
+        while True:
+            chunk, self._held = self._held or next(self._stream, None), None
+            if chunk is None:
+                return
+            if chunk.period_start >= window.end:
+                self._held = chunk
+                return
+            yield chunk
 
 
 def record_failure(

@@ -1,7 +1,9 @@
 """SQL sources against a real PostgreSQL server and SQLite: windows, merge, snapshot, counts."""
 
 import sqlite3
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,11 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from ingest_assets.components.assets import dataset_asset
-from ingest_assets.spec import DatasetSpec
+from ingest_assets.engine import RangeReader
+from ingest_assets.sources.base import Chunk
+from ingest_assets.sources.sql import SqlReader
+from ingest_assets.spec import DatasetSpec, SqlSource
+from ingest_assets.windows import Window
 from ingest_assets_tests.conftest import PG_PASSWORD, query, step_failure
 from ingest_assets_tests.postgres import Postgres
 
@@ -433,3 +439,33 @@ def test_a_range_of_days_loads_through_one_connection_with_each_day_exactly(
     # One connection read the five windows and one counted them for reconciliation, plus the
     # one this test opened to look: not one to read and one to count per window (11 in all).
     assert opened <= 3 * per_connection, (opened, per_connection)
+
+
+@pytest.mark.parametrize("column_type", ["timestamptz", "timestamp"])
+def test_one_query_over_a_range_splits_rows_into_the_windows_a_query_per_window_gives(
+    postgres: Postgres, pg_orders: str, column_type: str
+) -> None:
+    """The range read (one ordered query, split by the database's epoch of each row) puts every
+    row, midnight boundaries included, in the window a query per window puts it in."""
+    table = f"{pg_orders}.events"
+    postgres.execute(
+        f"CREATE TABLE {table} (id bigint, at {column_type})",
+        f"INSERT INTO {table} SELECT i, timestamp '2026-10-01 00:00:00' + (i * interval '3 hours')"
+        " FROM generate_series(0, 40) AS i",  # 8 a day, one exactly at each midnight
+    )
+    columns = {"id": {"dtype": "int64"}}
+    source = sql_spec("events", {"table": table, "time_column": "at"}, columns).source
+    assert isinstance(source, SqlSource)
+    reader = SqlReader(source, postgres.url(), dataset="events")
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    windows = [Window(start + timedelta(days=d), start + timedelta(days=d + 1)) for d in range(4)]
+
+    def ids(chunks: Iterator[Chunk]) -> list[int]:
+        return sorted(i for chunk in chunks for i in chunk.batch.column("id").to_pylist())
+
+    one_by_one = [ids(reader.read(window, {})) for window in windows]
+    ranged = RangeReader(reader, windows)
+    with reader.session():
+        in_one_pass = [ids(ranged.read(window, {})) for window in windows]
+    assert in_one_pass == one_by_one
+    assert one_by_one[1] == list(range(8, 16)), "midnight belongs to the day it starts"
