@@ -520,6 +520,12 @@ def main() -> None:
         default=["csv", "parquet", "postgres", "rest"],
         help="the cases to run (default: all)",
     )
+    parser.add_argument(
+        "--growth-rows",
+        type=int,
+        default=100_000,
+        help="rows of the partition whose 10x growth is measured for memory",
+    )
     parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -556,6 +562,26 @@ def main() -> None:
             with services:
                 for days in (1, args.days):
                     print_case(fmt, folder, days, args.repeat)
+        files = [fmt for fmt in args.formats if fmt in ("csv", "parquet")]
+        if files:
+            print_growth(folder / "growth", files, args.growth_rows, args.repeat)
+
+
+def print_growth(folder: Path, formats: list[str], rows_per_day: int, repeat: int) -> None:
+    """Peak memory of one partition's load, and of the same partition with 10x the rows."""
+    generate(folder / "base", 1, rows_per_day)
+    generate(folder / "grown", 1, rows_per_day * 10)
+    print(f"\nOne partition of {rows_per_day:,} rows, then of {rows_per_day * 10:,}:\n")
+    header = f"{'case':<18}{'RSS MB':>8}{'RSS MB 10x':>12}{'growth':>8}{'seconds 10x':>13}"
+    print(header)
+    print("-" * len(header))
+    for fmt in formats:
+        base = measure("ingest_assets", fmt, folder / "base", 1, repeat)
+        grown = measure("ingest_assets", fmt, folder / "grown", 1, repeat)
+        print(
+            f"{fmt + ', 1 day':<18}{base['peak_rss_mb']:>8.0f}{grown['peak_rss_mb']:>12.0f}"
+            f"{grown['peak_rss_mb'] / base['peak_rss_mb']:>7.2f}x{grown['seconds']:>13.2f}"
+        )
 
 
 def print_case(fmt: str, folder: Path, days: int, repeat: int) -> None:

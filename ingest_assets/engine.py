@@ -33,7 +33,7 @@ from ingest_assets.destinations.duckdb import (
     staged_rows,
 )
 from ingest_assets.errors import ConfigError, IngestError, ValidationFailed
-from ingest_assets.memory import PeakMemory
+from ingest_assets.memory import PeakMemory, release_unused
 from ingest_assets.quality.checks import (
     DRIFT,
     KEY_UNIQUE,
@@ -387,11 +387,14 @@ def _load(
         if warehouse is not None
         else []
     )
-    # One in-memory DuckDB for the queries over staged files; its memory limit makes it spill
-    # to disk rather than grow with the window.
+    # One in-memory DuckDB for the queries over staged files (uniqueness, dedup, checksum). Its
+    # memory limit and single thread make a large window's aggregates spill to the run's temp
+    # folder rather than grow memory with the window.
     with (
         tempfile.TemporaryDirectory(prefix="ingest_assets-") as tmp,
-        duckdb.connect(config={"memory_limit": "512MB"}) as scratch,
+        duckdb.connect(
+            config={"memory_limit": SCRATCH_MEMORY, "threads": 1, "temp_directory": tmp}
+        ) as scratch,
     ):
         stages: list[Stage] = []
         for index, report in enumerate(reports):
@@ -421,6 +424,7 @@ def _load(
                 )
         if warehouse is None:
             return
+        release_unused()  # what reading held goes back before DuckDB allocates for the write
         write_started = time.perf_counter()
         audits = [
             report.audit(run_id=run_id, partition=key, started_at=started_at)
@@ -488,6 +492,7 @@ def _read(
             report.rows_read += batch.num_rows
             validated = validator.validate(batch, origins=origins, summary=report.validation)
             stage.write(validated, origins, period_start.astimezone(UTC))
+            release_unused()
     summary = report.validation
     if validator.unique_columns and summary.passed:
         with report.phase("unique"):
@@ -503,8 +508,12 @@ def _read(
         summary, report.rows_read, spec.quality, quarantine_table(spec.destination).table
     )
     report.checks[DRIFT] = drift_outcome(summary.drift, spec.quality.drift)
+    release_unused()  # the next window's batches start from a low mark
     return stage
 
+
+#: Memory for the queries over a window's staged files; beyond it they spill to disk.
+SCRATCH_MEMORY = "64MB"
 
 #: Rows gathered into one batch before validation: validating and staging have a fixed cost
 #: per batch, which small pages and files would otherwise pay many times over.
