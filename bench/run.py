@@ -28,7 +28,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
@@ -130,22 +130,22 @@ class EventsApi(ThreadingHTTPServer):
 
 
 class _EventsHandler(BaseHTTPRequestHandler):
-    server: EventsApi
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        api = cast(EventsApi, self.server)
         query = dict(parse_qsl(urlsplit(self.path).query))
         start = datetime.fromisoformat(query["start"]).date()
         end = datetime.fromisoformat(query["end"]).date()
         days = [start + timedelta(days=d) for d in range((end - start).days)]
-        pages_per_day = -(-self.server.rows_per_day // PAGE_SIZE)
+        pages_per_day = -(-api.rows_per_day // PAGE_SIZE)
         index = int(query.get("page", "1")) - 1
         records = b"[]"
         if index < len(days) * pages_per_day:
             day, page = divmod(index, pages_per_day)
-            path = self.server.folder / days[day].isoformat() / f"{page + 1}.json"
+            path = api.folder / days[day].isoformat() / f"{page + 1}.json"
             records = path.read_bytes()
-        total = len(days) * self.server.rows_per_day
+        total = len(days) * api.rows_per_day
         pages = len(days) * pages_per_day
         body = b'{"total":%d,"pages":%d,"data":%s}' % (total, pages, records)
         self.send_response(200)
@@ -295,8 +295,6 @@ def _run_dagster_backfill(fmt: str, folder: Path, days: int, database: Path) -> 
 
 def _run_dlt(fmt: str, folder: Path, days: int, database: Path) -> int:
     """dlt in its best configuration for files: Arrow readers, the parquet loader file format."""
-    import dlt
-    import duckdb
     from dlt.sources.filesystem import filesystem, read_csv_duckdb, read_parquet
 
     if fmt == "postgres":
@@ -310,13 +308,21 @@ def _run_dlt(fmt: str, folder: Path, days: int, database: Path) -> int:
         if fmt == "csv"
         else read_parquet(chunksize=100_000, use_pyarrow=True)
     )
+    return _dlt_load(f"{fmt}-{days}", (files | reader).with_name("events"), database)
+
+
+def _dlt_load(name: str, data: Any, database: Path) -> int:
+    """Run a dlt pipeline into the DuckDB file with parquet loader files; the rows it holds."""
+    import dlt
+    import duckdb
+
     pipeline = dlt.pipeline(
-        pipeline_name=f"bench_{fmt}_{days}",
+        pipeline_name=f"bench_{name}".replace("-", "_"),
         destination=dlt.destinations.duckdb(str(database)),
         dataset_name="events",
-        pipelines_dir=str(folder / "dlt" / f"{fmt}-{days}"),
+        pipelines_dir=str(database.parent / "dlt" / name),
     )
-    pipeline.run((files | reader).with_name("events"), loader_file_format="parquet")
+    pipeline.run(data, loader_file_format="parquet")
     with duckdb.connect(str(database)) as conn:
         row = conn.execute("SELECT count(*) FROM events.events").fetchone()
     return int(row[0]) if row else 0
@@ -345,8 +351,6 @@ def _run_adbc(days: int, database: Path) -> int:
 
 def _run_dlt_postgres(days: int, database: Path) -> int:
     """dlt's best configuration for a database: sql_table with the ConnectorX backend."""
-    import dlt
-    import duckdb
     from dlt.sources.sql_database import sql_table
 
     low, high = _bounds(days)
@@ -361,16 +365,7 @@ def _run_dlt_postgres(days: int, database: Path) -> int:
         chunk_size=100_000,
         query_adapter_callback=window,
     )
-    pipeline = dlt.pipeline(
-        pipeline_name=f"bench_postgres_{days}",
-        destination=dlt.destinations.duckdb(str(database)),
-        dataset_name="events",
-        pipelines_dir=str(database.parent / "dlt" / f"postgres-{days}"),
-    )
-    pipeline.run(resource, loader_file_format="parquet")
-    with duckdb.connect(str(database)) as conn:
-        row = conn.execute("SELECT count(*) FROM events.events").fetchone()
-    return int(row[0]) if row else 0
+    return _dlt_load(f"postgres-{days}", resource, database)
 
 
 def _run_rest_raw(days: int, database: Path) -> int:
@@ -412,8 +407,6 @@ def _run_dlt_rest(days: int, database: Path) -> int:
     A resource per day, fetched in parallel; big buffers; parallel normalisation; the parquet
     loader file format; no nested tables.
     """
-    import dlt
-    import duckdb
     from dlt.sources.rest_api import rest_api_source
 
     os.environ["DATA_WRITER__BUFFER_MAX_ITEMS"] = "100000"
@@ -451,16 +444,7 @@ def _run_dlt_rest(days: int, database: Path) -> int:
         },
         max_table_nesting=0,
     )
-    pipeline = dlt.pipeline(
-        pipeline_name=f"bench_rest_{days}",
-        destination=dlt.destinations.duckdb(str(database)),
-        dataset_name="events",
-        pipelines_dir=str(database.parent / "dlt" / f"rest-{days}"),
-    )
-    pipeline.run(source, loader_file_format="parquet")
-    with duckdb.connect(str(database)) as conn:
-        row = conn.execute("SELECT count(*) FROM events.events").fetchone()
-    return int(row[0]) if row else 0
+    return _dlt_load(f"rest-{days}", source, database)
 
 
 @contextmanager

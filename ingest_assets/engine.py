@@ -487,12 +487,16 @@ def _read(
     }
     folder.mkdir()
     stage = Stage(folder, validator.arrow_schema, validator.rejected_schema, scratch)
+    since_release = 0
     with report.phase("read_validate"), stage:
         for batch, origins, period_start in gather(reader.read(window, arrow_types), GATHER_ROWS):
             report.rows_read += batch.num_rows
             validated = validator.validate(batch, origins=origins, summary=report.validation)
             stage.write(validated, origins, period_start.astimezone(UTC))
-            release_unused()
+            since_release += batch.num_rows
+            if since_release >= RELEASE_ROWS:  # a large window: keep its footprint flat
+                release_unused()
+                since_release = 0
     summary = report.validation
     if validator.unique_columns and summary.passed:
         with report.phase("unique"):
@@ -508,9 +512,12 @@ def _read(
         summary, report.rows_read, spec.quality, quarantine_table(spec.destination).table
     )
     report.checks[DRIFT] = drift_outcome(summary.drift, spec.quality.drift)
-    release_unused()  # the next window's batches start from a low mark
     return stage
 
+
+#: Rows read between two returns of freed memory to the system. Returning it costs page faults
+#: when the next batches allocate again, so it pays only for large windows.
+RELEASE_ROWS = 500_000
 
 #: Memory for the queries over a window's staged files; beyond it they spill to disk.
 SCRATCH_MEMORY = "64MB"
