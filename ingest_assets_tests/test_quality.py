@@ -26,7 +26,13 @@ from ingest_assets.quality.checks import (
     volume_outcome,
 )
 from ingest_assets.quality.masking import REDACTED, mask_values
-from ingest_assets.quality.schema import BatchValidator, DriftReport, ValidationSummary
+from ingest_assets.quality.schema import (
+    BatchValidator,
+    DriftReport,
+    ValidationSummary,
+    _parsed_stamps,  # pyright: ignore[reportPrivateUsage]
+    coerce_column,
+)
 from ingest_assets.sources.base import Origins
 from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
 from ingest_assets.spec import (
@@ -558,3 +564,36 @@ def test_checks_run_alone_judge_the_partition_without_writing(data_dir: Path) ->
     assert query(data_dir, "SELECT count(*) FROM ingest_audit.loads") == [(1,)], (
         "a check run is not a load"
     )
+
+
+@pytest.mark.parametrize(
+    ("values", "by_arrow"),
+    [
+        (["2026-01-01T05:00:00Z", "2026-01-01T05:00:00+02:00", None], True),
+        (["2026-01-01T05:00:00", "2026-01-01 06:00:00.5"], True),
+        (["2026-01-01", "2026-01-02T00:00:00.000001Z"], False),  # Arrow cannot mix these
+        (["2026-01-01T05:00:00Z", "2026-01-01T05:00:00"], False),
+        (["2026-01-01T05:00:00Z", "yesterday"], False),  # the pandas path reports it
+    ],
+)
+def test_arrow_timestamp_parsing_gives_the_pandas_path_values(
+    values: list[str | None], by_arrow: bool
+) -> None:
+    """Text timestamps are parsed by Arrow when all of them parse, to the pandas path's values;
+    other columns take the pandas path, which reports each value that does not convert."""
+    batch = pa.record_batch({"at": pa.array(values, pa.string())})
+    fast = _parsed_stamps(batch, "at")
+    slow = coerce_column(pd.Series(values, dtype=pd.StringDtype()), "timestamp")
+    assert (fast is not None) == by_arrow
+    if fast is not None:
+        assert fast.tolist() == slow.tolist() and fast.dtype == slow.dtype
+    schema = SchemaSpec.model_validate({"columns": {"at": {"dtype": "timestamp"}}})
+    summary = ValidationSummary()
+    validated = BatchValidator(schema).validate(
+        batch, origins=Origins.single("f", batch.num_rows), summary=summary
+    )
+    assert summary.rows_failed == ("yesterday" in values)
+    if validated.good is not None:
+        assert validated.good.column("at").to_pylist() == [
+            None if pd.isna(v) else v.to_pydatetime() for v in slow
+        ]
