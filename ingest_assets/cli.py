@@ -1,34 +1,218 @@
-"""The ``ingest-assets`` command line."""
+"""The ``ingest-assets`` command line: onboard datasets (new, check, list) and seed the demo.
+
+Errors are one message with its fix and a non-zero exit code; ``--debug`` adds the traceback.
+Tables fit the terminal and lose their colours when the output is not one; ``--json`` prints
+the same rows for machines.
+"""
 
 from __future__ import annotations
 
-import argparse
+import json
+import re
 import sys
+from collections.abc import Callable, Sequence
 from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
 
-from ingest_assets.demo import seed_demo
-from ingest_assets.environment import data_dir
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ingest_assets.errors import IngestError, SpecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit codes.
+OK, FAILED, INVALID = 0, 1, 2
+
+_out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``ingest-assets`` command line; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="ingest-assets", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    seed = commands.add_parser(
-        "seed-demo", help="write the demo landing files (days already present are kept)"
-    )
-    seed.add_argument(
-        "--until",
-        type=date.fromisoformat,
+def _defs_option(function: F) -> F:
+    return click.option(
+        "--defs",
+        "defs",
+        type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="last day to seed (default: yesterday)",
-    )
-    args = parser.parse_args(argv)
-    if args.command == "seed-demo":
-        root = data_dir()
-        days = seed_demo(root, until=args.until)
-        print(f"demo landing files: {days} new day(s) under {root / 'landing'}")
-    return 0
+        help="The defs folder (default: the project's ingest_assets/defs).",
+    )(function)
+
+
+def _common(function: F) -> F:
+    function = click.option("--debug", is_flag=True, help="Show tracebacks of errors.")(function)
+    return _defs_option(function)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Onboard datasets: write a template, check it and its source, list what is declared."""
+
+
+@cli.command("new")
+@click.argument("kind", type=click.Choice(["object_store", "sql", "rest"]))
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Overwrite an existing defs.yaml.")
+@_common
+def new(kind: str, name: str, force: bool, defs: Path | None, debug: bool) -> None:
+    """Write a commented defs.yaml for a new dataset NAME read from a KIND source."""
+    from ingest_assets.onboarding import defs_root
+    from ingest_assets.spec import NAME_PATTERN
+    from ingest_assets.templates import write
+
+    if not re.match(NAME_PATTERN, name):
+        raise click.UsageError(
+            f"'{name}' is not a dataset name: use lowercase letters, digits and underscores."
+        )
+    root = defs or defs_root()
+    try:
+        path = write(kind, name, root, force=force)  # type: ignore[arg-type]
+    except FileExistsError:
+        _err.print(f"{root / name / 'defs.yaml'} exists already; pass --force to overwrite it.")
+        sys.exit(FAILED)
+    _out.print(f"Wrote {path}")
+    _out.print(f'Next: replace every "<placeholder>" in it, then run `ingest-assets check {name}`.')
+
+
+@cli.command("check")
+@click.argument("datasets", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_common
+def check(datasets: tuple[str, ...], as_json: bool, defs: Path | None, debug: bool) -> None:
+    """Validate the declarations and test that each dataset's source answers.
+
+    With DATASETS, only those are probed. Exits 1 when a source fails, 2 when a declaration is
+    invalid.
+    """
+    from ingest_assets.onboarding import defs_root, load_declared, probe
+    from ingest_assets.templates import placeholders
+
+    root = (defs or defs_root()).resolve()
+    unfilled = placeholders(root)
+    if unfilled:
+        for path, line, text in unfilled:
+            _err.print(f"{path.relative_to(root.parent)}:{line}: fill in {text}", markup=False)
+        _err.print("Replace every placeholder, then run the check again.")
+        sys.exit(INVALID)
+    declared = load_declared(root)
+    known = {entry.spec.name: entry for entry in declared}
+    unknown = [name for name in datasets if name not in known]
+    if unknown:
+        _err.print(
+            f"No dataset named {', '.join(unknown)}; declared: {', '.join(sorted(known)) or '-'}."
+        )
+        sys.exit(INVALID)
+    chosen = [known[name] for name in datasets] if datasets else declared
+    probes = [probe(entry.spec) for entry in chosen]
+    rows = [
+        {
+            "dataset": p.dataset,
+            "source": p.source,
+            "status": p.status,
+            "detail": p.detail,
+            "latency_ms": round(p.seconds * 1000),
+        }
+        for p in probes
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        table = _table(["dataset", "source", "status", "detail", "latency"])
+        for row in rows:
+            status = "[green]ok[/green]" if row["status"] == "ok" else "[red]failed[/red]"
+            table.add_row(
+                row["dataset"],
+                escape(str(row["source"])),
+                status,
+                escape(str(row["detail"])),
+                f"{row['latency_ms']} ms",
+            )
+        _out.print(table)
+        failed = sum(1 for p in probes if not p.ok)
+        _out.print(f"{len(probes) - failed} of {len(probes)} sources answer.")
+    if any(not p.ok for p in probes):
+        sys.exit(FAILED)
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_common
+def list_datasets(as_json: bool, defs: Path | None, debug: bool) -> None:
+    """The declared datasets: source, partitions, trigger, SLA and owners."""
+    from ingest_assets.onboarding import describe, load_declared
+
+    rows = [describe(entry) for entry in load_declared(defs)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    columns = ["dataset", "source", "partitions", "trigger", "sla", "owners"]
+    table = _table(columns)
+    for row in rows:
+        table.add_row(*(escape(row[column]) for column in columns))
+    _out.print(table)
+
+
+@cli.command("seed-demo")
+@click.option(
+    "--until",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Last day to seed (default: yesterday).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+def seed_demo_command(until: Any, debug: bool) -> None:
+    """Write the demo landing files (days already present are kept)."""
+    from ingest_assets.demo import seed_demo
+    from ingest_assets.environment import data_dir
+
+    root = data_dir()
+    last: date | None = until.date() if until else None
+    days = seed_demo(root, until=last)
+    click.echo(f"demo landing files: {days} new day(s) under {root / 'landing'}")
+
+
+def _table(columns: list[str]) -> Table:
+    table = Table(show_lines=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code.
+
+    Errors of the project (invalid declarations, unreachable sources, missing variables) print
+    their message and fix; anything else prints one line. ``--debug`` shows the traceback.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args, prog_name="ingest-assets", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return int(done.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return INVALID
+    except click.exceptions.Abort:
+        return FAILED
+    except SystemExit as done:
+        return int(done.code or 0) if not isinstance(done.code, str) else FAILED
+    except IngestError as exc:
+        if debug:
+            raise
+        _err.print(str(exc), markup=False)
+        return INVALID if isinstance(exc, SpecError) else FAILED
+    except Exception as exc:
+        if debug:
+            raise
+        _err.print(
+            f"Unexpected {type(exc).__name__}: {exc}. Run again with --debug for the traceback.",
+            markup=False,
+        )
+        return FAILED
+    return OK
 
 
 if __name__ == "__main__":

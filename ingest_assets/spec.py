@@ -943,13 +943,17 @@ class RetrySpec(_Strict):
     )
 
 
+#: What a dataset name may look like (it becomes an asset name and a folder).
+NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
+
+
 class DatasetSpec(_Strict):
     """One dataset: where it comes from, how it is partitioned, validated and loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str = Field(
-        json_schema_extra={"pattern": r"^[a-z_][a-z0-9_]*$"},
+        json_schema_extra={"pattern": NAME_PATTERN},
         description="Asset name: lowercase letters, digits and underscores.",
     )
     description: str = Field(default="", description="What the dataset holds, shown in the UI.")
@@ -999,7 +1003,7 @@ class DatasetSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not re.match(r"^[a-z_][a-z0-9_]*$", value):
+        if not re.match(NAME_PATTERN, value):
             raise ValueError(
                 f"{value!r}: use lowercase letters, digits and underscores, starting with a letter"
             )

@@ -136,6 +136,31 @@ class RestReader:
             yield Chunk(self._batch(records, columns), self._display(url), first_row, window.start)
             first_row += len(records)
 
+    def probe(self, window: Window) -> str:
+        """Fetch the window's first page once, with the declared auth; no retries.
+
+        Returns:
+            What answered, for people.
+
+        Raises:
+            SourceError: the API did not answer, refused the credentials, or answered something
+                that is not a page of records.
+        """
+        url = self._url()
+        params = self._params(window)
+        if self.source.paginator.type == "page_number":
+            params[self.source.paginator.page_param] = self.source.paginator.first_page
+        try:
+            response, body = self._get_once(url, params)
+        except _Retryable as exc:
+            raise SourceError(
+                f"Dataset '{self.dataset}': {exc}.",
+                fix="Check that the API is up and reachable from here (base_url, endpoint).",
+                transient=True,
+            ) from None
+        records = self._records(body, response.url)
+        return f"HTTP {response.status_code}, {len(records)} records on the first page"
+
     # -- pages -------------------------------------------------------------------------------
 
     def _url(self) -> str:

@@ -207,6 +207,27 @@ class SqlReader:
                     yield Chunk(part, self.origin, first_rows[index], windows[index].start)
                     first_rows[index] += part.num_rows
 
+    def probe(self, columns: list[str]) -> str:
+        """Check that the database answers and the relation has ``columns``; reads no rows.
+
+        Returns:
+            What was checked, for people.
+
+        Raises:
+            SourceError: the server, the credentials, the table or a column is wrong.
+        """
+        source = self.source
+        wanted = list(columns)
+        if source.time_column and source.time_column not in wanted:
+            wanted.append(source.time_column)
+        relation = self._relation()
+        listed = ", ".join(self._quote(c) for c in wanted) if wanted else "*"
+        with self._reading() as run:
+            for _ in run(f"SELECT {listed} FROM {relation} WHERE 1 = 0", []):
+                pass
+        what = source.table or "the query"
+        return f"{what} answers with {len(wanted)} declared columns on {self.host}"
+
     def count(self, window: Window) -> int:
         """Rows the source holds for the window (for reconciliation)."""
         sql, params = self._select(window, count=True)
@@ -222,15 +243,18 @@ class SqlReader:
             return _sqlalchemy_engine(self._url).dialect.identifier_preparer.quote(identifier)
         return '"' + identifier.replace('"', '""') + '"'
 
+    def _relation(self) -> str:
+        """The table (quoted) or the query (as a subquery) a dataset reads."""
+        if self.source.table:
+            return ".".join(self._quote(part) for part in self.source.table.split("."))
+        return f"({self.source.query}) AS ingest_query"
+
     def _select(
         self, window: Window, *, count: bool, ranged: bool = False
     ) -> tuple[str, list[Any]]:
         """The window's query; ``ranged`` adds each row's epoch microseconds and orders by time."""
         source = self.source
-        if source.table:
-            relation = ".".join(self._quote(part) for part in source.table.split("."))
-        else:
-            relation = f"({source.query}) AS ingest_query"
+        relation = self._relation()
         columns = ", ".join(self._quote(c) for c in source.columns) if source.columns else "*"
         if self.snapshot or source.time_column is None:
             return f"SELECT {'count(*)' if count else columns} FROM {relation}", []

@@ -1,0 +1,224 @@
+"""Onboarding: the datasets a project declares, and whether their sources answer.
+
+Plain functions behind the ``ingest-assets list`` and ``check`` commands. Declarations load the
+way Dagster loads them (so a wrong key gives the error ``dg check defs`` gives); each source is
+then probed without reading data: an object store is listed under the key template's prefix, a
+database answers a query for the declared columns that returns no rows, and an API answers the
+first page of the latest partition with the declared auth.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
+
+import dagster as dg
+import yaml
+from dagster_shared.yaml_utils import parse_yaml_with_source_position
+from pydantic import ValidationError
+
+from ingest_assets.components.assets import open_reader
+from ingest_assets.components.datasets import IngestDatasetsModel
+from ingest_assets.environment import open_store, s3_resource
+from ingest_assets.errors import IngestError, SourceError, SpecError
+from ingest_assets.sources.object_store import KeyPeriods, store_errors
+from ingest_assets.sources.rest import RestReader
+from ingest_assets.sources.sql import SqlReader
+from ingest_assets.spec import (
+    DatasetSpec,
+    LandingTrigger,
+    ObjectStoreSource,
+    RestSource,
+    ScheduleTrigger,
+    SqlSource,
+)
+from ingest_assets.triggers.partitions import latest_closed_partition, partitions_def
+from ingest_assets.windows import Window
+
+#: The component type of a datasets file.
+COMPONENT_TYPE = "ingest_assets.components.IngestDatasets"
+#: Keys listed at most when probing an object store.
+MAX_KEYS = 10_000
+
+
+def defs_root() -> Path:
+    """The project's ``defs`` folder."""
+    return Path(__file__).parent / "defs"
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A dataset and the file that declares it.
+
+    Attributes:
+        spec: The dataset.
+        file: Its ``defs.yaml``, relative to the defs folder.
+    """
+
+    spec: DatasetSpec
+    file: Path
+
+
+def load_declared(root: Path | None = None) -> list[Declared]:
+    """Every dataset declared under ``root`` (default: the project's defs folder).
+
+    Raises:
+        SpecError: a declaration is invalid. Each error names the file, line and key the way
+            ``dg check defs`` does, e.g. ``attributes.datasets.0.partitioning.cadence at
+            defs/shop/defs.yaml:13``, with what is allowed.
+    """
+    root = (root or defs_root()).resolve()
+    declared: list[Declared] = []
+    errors: list[str] = []
+    for path in sorted(root.rglob("defs.yaml")):
+        shown = str(path.relative_to(root.parent))
+        try:
+            parsed = parse_yaml_with_source_position(path.read_text(), shown)
+        except yaml.YAMLError as exc:
+            errors.append(f"{shown}: not valid YAML: {exc}")
+            continue
+        document = parsed.value
+        if not isinstance(document, dict) or document.get("type") != COMPONENT_TYPE:
+            continue
+        attributes = document.get("attributes") or {}
+        try:
+            model = IngestDatasetsModel.model_validate(attributes)
+        except ValidationError as exc:
+            tree = parsed.source_position_tree
+            for error in exc.errors():
+                where = ["attributes", *error["loc"]]
+                position, _ = tree.lookup_closest_and_path(where, None)
+                key = ".".join(str(part) for part in where)
+                errors.append(f"{key} at {position}\n  {error['msg']}")
+            continue
+        declared += [Declared(spec, path.relative_to(root)) for spec in model.datasets]
+    if errors:
+        raise SpecError(
+            "\n".join(errors),
+            fix="Correct the keys named above (the README's dataset reference lists every "
+            "option), then run `ingest-assets check` again.",
+        )
+    return declared
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The answer of one dataset's source.
+
+    Attributes:
+        dataset: The dataset.
+        source: What was probed (no secrets).
+        ok: Whether the source answered as declared.
+        detail: What answered, or what failed and the fix.
+        seconds: How long the probe took.
+    """
+
+    dataset: str
+    source: str
+    ok: bool
+    detail: str
+    seconds: float
+
+    @property
+    def status(self) -> Literal["ok", "failed"]:
+        """'ok' or 'failed'."""
+        return "ok" if self.ok else "failed"
+
+
+def source_label(spec: DatasetSpec) -> str:
+    """The source as people name it: a location, a table on its variable, or a URL."""
+    source = spec.source
+    if isinstance(source, SqlSource):
+        return f"sql ${source.url_env} {source.table or 'query'}"
+    if isinstance(source, RestSource):
+        return f"rest {source.base_url}{source.endpoint}"
+    return (
+        f"{'s3' if source.is_s3 else 'files'} {source.location.rstrip('/')}/{source.key_template}"
+    )
+
+
+def probe(spec: DatasetSpec, *, now: datetime | None = None) -> Probe:
+    """Test that a dataset's source answers as declared, without loading anything."""
+    started = time.perf_counter()
+    try:
+        detail = _probe(spec, now or datetime.now(UTC))
+        ok = True
+    except IngestError as exc:
+        detail, ok = str(exc), False
+    return Probe(spec.name, source_label(spec), ok, detail, time.perf_counter() - started)
+
+
+def _probe(spec: DatasetSpec, now: datetime) -> str:
+    source = spec.source
+    if isinstance(source, ObjectStoreSource):
+        # As a run would: EnvVar settings resolved by Dagster, never read into messages.
+        with dg.build_resources({source.resource: s3_resource()}) as resources:
+            return _probe_store(spec, source, resources)
+    reader = open_reader(spec, SimpleNamespace())
+    if isinstance(reader, SqlReader):
+        declared = list(spec.table_schema.columns or {})
+        return reader.probe(
+            list(source.columns or declared) if isinstance(source, SqlSource) else declared
+        )
+    assert isinstance(reader, RestReader)
+    return reader.probe(latest_window(spec, now))
+
+
+def _probe_store(spec: DatasetSpec, source: ObjectStoreSource, resources: Any) -> str:
+    store = open_store(source, resources)
+    prefix = re.split(r"[{*?\[]", source.key_template, maxsplit=1)[0]
+    periods = KeyPeriods(source.key_template, spec.partitioning.timezone)
+    matched, latest, scanned = 0, "", 0
+    with store_errors(spec.name, source.location):
+        for info in store.list(prefix):
+            scanned += 1
+            if periods.period_of(info.key) is not None:
+                matched += 1
+                latest = max(latest, info.key)
+            if scanned >= MAX_KEYS:
+                break
+    if not matched:
+        raise SourceError(
+            f"Dataset '{spec.name}': the store answers, but no object under "
+            f"{store.uri(prefix)!r} matches key_template {source.key_template!r}.",
+            fix="Check source.location and source.key_template against the object keys "
+            "(e.g. dt={date}/*.csv for dt=2026-11-01/orders.csv).",
+        )
+    more = "+" if scanned >= MAX_KEYS else ""
+    noun = "object matches" if matched == 1 else "objects match"
+    return f"{matched}{more} {noun}; latest {store.uri(latest)}"
+
+
+def latest_window(spec: DatasetSpec, now: datetime) -> Window:
+    """The window of the latest closed partition (the first partition if none has closed)."""
+    partitions = partitions_def(spec.partitioning)
+    key = latest_closed_partition(partitions, now) or partitions.get_first_partition_key()
+    assert key is not None
+    window = partitions.time_window_for_partition_key(key)
+    return Window(window.start, window.end)
+
+
+def describe(declared: Declared) -> dict[str, str]:
+    """A dataset's row of ``ingest-assets list``."""
+    spec = declared.spec
+    trigger = spec.trigger
+    if isinstance(trigger, ScheduleTrigger):
+        when = f"schedule {trigger.cron}" if trigger.cron else f"schedule +{trigger.delay}"
+    elif isinstance(trigger, LandingTrigger):
+        when = "landing sensor"
+    else:
+        when = "on demand"
+    return {
+        "dataset": spec.name,
+        "source": source_label(spec),
+        "partitions": f"{spec.partitioning.cadence} from {spec.partitioning.start}",
+        "trigger": when,
+        "sla": f"by {spec.sla.deadline}" if spec.sla else "-",
+        "owners": ", ".join(spec.owners) or "-",
+        "file": str(declared.file),
+    }

@@ -1,0 +1,313 @@
+"""The ``ingest-assets`` command line against real endpoints: a local folder, S3 on loopback,
+PostgreSQL and a local HTTP API, healthy and broken."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import dagster as dg
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from ingest_assets.cli import FAILED, INVALID, OK, main
+from ingest_assets.components.assets import dataset_asset
+from ingest_assets.onboarding import load_declared
+from ingest_assets_tests.api_server import ApiState, api_server, make_records
+from ingest_assets_tests.conftest import PG_PASSWORD, csv_bytes, free_port, query, write_csv
+from ingest_assets_tests.postgres import Postgres
+
+YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+START = (datetime.now(UTC) - timedelta(days=5)).date().isoformat()
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the command line in process; its exit code, stdout and stderr."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def fill(path: Path, values: dict[str, str]) -> None:
+    """Replace the template's placeholders that contain each key by its value."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.lstrip().startswith("#"):
+            for key, value in values.items():
+                start = line.find('"<')
+                if start >= 0 and key in line[start:]:
+                    end = line.index('>"', start) + 2
+                    line = line[:start] + value + line[end:]
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def new(capsys: pytest.CaptureFixture[str], defs: Path, kind: str, name: str) -> Path:
+    code, out, _ = run(capsys, "new", kind, name, "--defs", str(defs))
+    assert code == OK, out
+    return defs / name / "defs.yaml"
+
+
+COMMON = {
+    "what the dataset holds": '"Orders"',
+    "team:name": "team:data",
+    "first partition": f'"{START}"',
+    "<column>": "order_id",
+    "schema.table in the warehouse": "raw.{name}",
+}
+
+
+def filled(path: Path, name: str, source: dict[str, str]) -> None:
+    fill(path, {**{k: v.format(name=name) for k, v in COMMON.items()}, **source})
+
+
+@pytest.fixture
+def defs(tmp_path: Path) -> Path:
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    return folder
+
+
+def checked(
+    capsys: pytest.CaptureFixture[str], defs: Path, *names: str
+) -> tuple[int, dict[str, Any]]:
+    code, out, err = run(capsys, "check", *names, "--defs", str(defs), "--json")
+    assert "Traceback" not in out + err
+    assert out.startswith("["), err
+    return code, {row["dataset"]: row for row in json.loads(out)}
+
+
+def test_new_writes_a_documented_template_that_check_refuses_until_filled(
+    capsys: pytest.CaptureFixture[str], defs: Path
+) -> None:
+    for kind in ("object_store", "sql", "rest"):
+        path = new(capsys, defs, kind, f"from_{kind}")
+        text = path.read_text()
+        assert "# max_partitions_per_run: 31" in text, "every option is listed with its default"
+        assert "# paginator:" in text if kind == "rest" else True
+        assert "# url_env" not in text if kind == "sql" else True, "required keys are not comments"
+    code, _, err = run(capsys, "new", "rest", "from_rest", "--defs", str(defs))
+    assert code == FAILED and "exists already" in err and "--force" in err
+    code, _, err = run(capsys, "new", "rest", "Bad-Name", "--defs", str(defs))
+    assert code == INVALID and "lowercase letters" in err
+    code, _, err = run(capsys, "check", "--defs", str(defs))
+    assert code == INVALID
+    assert 'defs/from_sql/defs.yaml:16: fill in "<VARIABLE holding the database URL' in err
+
+
+def test_object_store_templates_pass_check_and_load_and_a_wrong_template_or_bucket_fails(
+    capsys: pytest.CaptureFixture[str], defs: Path, data_dir: Path, bucket: str
+) -> None:
+    write_csv(
+        data_dir / "landing" / f"dt={YESTERDAY}" / "a.csv", [{"order_id": "a1"}, {"order_id": "a2"}]
+    )
+    boto3.client(
+        "s3", endpoint_url=os.environ["INGEST_S3_ENDPOINT_URL"], region_name="us-east-1"
+    ).put_object(
+        Bucket=bucket, Key=f"orders/dt={YESTERDAY}/b.csv", Body=csv_bytes([{"order_id": "b1"}])
+    )
+    for name, location in (("local", "landing"), ("in_s3", f"s3://{bucket}/orders")):
+        path = new(capsys, defs, "object_store", name)
+        filled(path, name, {"s3://bucket": location, "keys of one period": '"dt={date}/*.csv"'})
+    code, rows = checked(capsys, defs)
+    assert code == OK, rows
+    assert rows["local"]["status"] == "ok" and "1 object matches" in rows["local"]["detail"]
+    assert (
+        rows["in_s3"]["status"] == "ok"
+        and f"s3://{bucket}/orders/dt={YESTERDAY}" in rows["in_s3"]["detail"]
+    )
+    assert all(isinstance(row["latency_ms"], int) for row in rows.values())
+
+    # The filled template loads.
+    spec = next(d.spec for d in load_declared(defs) if d.spec.name == "local")
+    result = dg.materialize(
+        [dataset_asset(spec, origin="test")],
+        partition_key=YESTERDAY,
+        resources={"duckdb": DuckDBResource(database=str(data_dir / "warehouse.duckdb"))},
+    )
+    assert result.success
+    assert query(data_dir, "SELECT order_id FROM raw.local ORDER BY 1") == [("a1",), ("a2",)]
+
+    # A key template that matches nothing, and a bucket that does not exist.
+    local = defs / "local" / "defs.yaml"
+    local.write_text(local.read_text().replace('"dt={date}/*.csv"', '"day={date}/*.csv"'))
+    wrong = defs / "in_s3" / "defs.yaml"
+    wrong.write_text(wrong.read_text().replace(f"s3://{bucket}/", "s3://no-such-bucket-here/"))
+    code, rows = checked(capsys, defs)
+    assert code == FAILED
+    assert rows["local"]["status"] == "failed"
+    assert (
+        "no object under" in rows["local"]["detail"]
+        and "day={date}/*.csv" in rows["local"]["detail"]
+    )
+    assert rows["in_s3"]["status"] == "failed" and "no-such-bucket-here" in rows["in_s3"]["detail"]
+    assert "NoSuchBucket" in rows["in_s3"]["detail"] or "does not exist" in rows["in_s3"]["detail"]
+    code, rows = checked(capsys, defs, "local")
+    assert list(rows) == ["local"], "named datasets only"
+
+
+@pytest.fixture
+def pg_table(postgres: Postgres, monkeypatch: pytest.MonkeyPatch) -> str:
+    postgres.execute(
+        "DROP SCHEMA IF EXISTS cli CASCADE",
+        "CREATE SCHEMA cli",
+        "CREATE TABLE cli.orders (order_id text, created_at timestamptz)",
+        f"INSERT INTO cli.orders VALUES ('p1', '{YESTERDAY} 10:00:00+00')",
+    )
+    monkeypatch.setenv("CLI_DB_URL", postgres.url())
+    return "cli.orders"
+
+
+def test_sql_template_checks_the_database_table_and_columns(
+    capsys: pytest.CaptureFixture[str],
+    defs: Path,
+    postgres: Postgres,
+    pg_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = new(capsys, defs, "sql", "from_pg")
+    filled(
+        path,
+        "from_pg",
+        {
+            "VARIABLE holding": "CLI_DB_URL",
+            '"<schema.table>"': pg_table,
+            "timestamp column": "created_at",
+        },
+    )
+    code, rows = checked(capsys, defs)
+    assert code == OK and rows["from_pg"]["status"] == "ok", rows
+
+    monkeypatch.setenv("CLI_DB_URL", postgres.url().replace(PG_PASSWORD, "wrong-password"))
+    code, rows = checked(capsys, defs)
+    detail = rows["from_pg"]["detail"]
+    assert code == FAILED and "refused the login" in detail
+    assert "wrong-password" not in detail and PG_PASSWORD not in detail
+
+    monkeypatch.setenv("CLI_DB_URL", postgres.url())
+    path.write_text(path.read_text().replace(pg_table, "cli.missing"))
+    code, rows = checked(capsys, defs)
+    assert code == FAILED and "does not exist" in rows["from_pg"]["detail"]
+
+    monkeypatch.delenv("CLI_DB_URL")
+    code, rows = checked(capsys, defs)
+    assert code == FAILED and "CLI_DB_URL" in rows["from_pg"]["detail"]
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[str, ApiState]]:
+    with api_server(free_port()) as (base, state):
+        state.records += make_records(YESTERDAY, 30)
+        yield base, state
+
+
+def test_rest_template_checks_the_first_page_with_the_declared_auth(
+    capsys: pytest.CaptureFixture[str],
+    defs: Path,
+    api: tuple[str, ApiState],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base, state = api
+    state.auth = "bearer"
+    path = new(capsys, defs, "rest", "from_api")
+    filled(
+        path,
+        "from_api",
+        {
+            "https://api.example.com": f'"{base}"',
+            "</orders>": '"/v1/page"',
+            "path to the list": "data",
+        },
+    )
+    text = path.read_text().replace(
+        "        # auth:  Authentication.\n          # type: none",
+        "        auth:\n          type: bearer\n          token_env: CLI_API_TOKEN",
+    )
+    path.write_text(text)
+    monkeypatch.setenv("CLI_API_TOKEN", state.secret)
+    code, rows = checked(capsys, defs)
+    assert code == OK and "HTTP 200" in rows["from_api"]["detail"], rows
+
+    monkeypatch.setenv("CLI_API_TOKEN", "not-the-token")
+    code, rows = checked(capsys, defs)
+    detail = rows["from_api"]["detail"]
+    assert code == FAILED and "HTTP 401" in detail and "not-the-token" not in detail
+
+
+def test_bad_yaml_and_bad_values_fail_with_file_line_and_key_and_no_traceback(
+    capsys: pytest.CaptureFixture[str], defs: Path, data_dir: Path
+) -> None:
+    path = new(capsys, defs, "object_store", "orders")
+    filled(path, "orders", {"s3://bucket": "landing", "keys of one period": '"dt={date}/*.csv"'})
+    good = path.read_text()
+    path.write_text(good.replace("cadence: daily", "cadence: daylie"))
+    code, out, err = run(capsys, "check", "--defs", str(defs))
+    assert code == INVALID and "Traceback" not in out + err
+    assert "attributes.datasets.0.partitioning.cadence at defs/orders/defs.yaml:" in err
+    assert "'hourly', 'daily', 'weekly' or 'monthly'" in err
+
+    path.write_text(good.replace("    - name: orders", "    - name: orders\n   bad: [indent"))
+    code, out, err = run(capsys, "check", "--defs", str(defs))
+    assert code == INVALID and "not valid YAML" in err and "defs/orders/defs.yaml" in err
+    assert "Traceback" not in out + err
+    code, out, err = run(capsys, "list", "--defs", str(defs))
+    assert code == INVALID and "not valid YAML" in err
+
+
+def test_list_shows_source_partitions_trigger_sla_and_owners(
+    capsys: pytest.CaptureFixture[str], defs: Path
+) -> None:
+    path = new(capsys, defs, "object_store", "orders")
+    filled(path, "orders", {"s3://bucket": "landing", "keys of one period": '"dt={date}/*.csv"'})
+    path.write_text(
+        path.read_text().replace(
+            "      destination: {table: raw.orders}",
+            '      destination: {table: raw.orders}\n      trigger: {delay: "02:00"}\n'
+            '      sla: {deadline: "04:00"}',
+        )
+    )
+    code, out, _ = run(capsys, "list", "--defs", str(defs), "--json")
+    assert code == OK
+    assert json.loads(out) == [
+        {
+            "dataset": "orders",
+            "source": "files landing/dt={date}/*.csv",
+            "partitions": f"daily from {START}",
+            "trigger": "schedule +02:00",
+            "sla": "by 04:00",
+            "owners": "team:data",
+            "file": "orders/defs.yaml",
+        }
+    ]
+    code, out, _ = run(capsys, "list", "--defs", str(defs))
+    assert code == OK and "orders" in out and "schedule" in out and "team:data" in out
+    assert "\x1b[" not in out, "no colours when the output is not a terminal"
+
+
+def test_console_script_exit_codes_and_debug_traceback(tmp_path: Path, defs: Path) -> None:
+    """The installed command, as a user runs it: a failure exits non-zero without a traceback;
+    --debug shows one."""
+    (defs / "x").mkdir()
+    (defs / "x" / "defs.yaml").write_text(
+        "type: ingest_assets.components.IngestDatasets\nattributes: {datasets: [{name: x}]}\n"
+    )
+    script = Path(sys.executable).parent / "ingest-assets"
+    env = {**os.environ, "NO_COLOR": "1"}
+    plain = subprocess.run(
+        [script, "check", "--defs", str(defs)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert plain.returncode == INVALID
+    assert "attributes.datasets.0.source at" in plain.stderr and "Traceback" not in plain.stderr
+    debug = subprocess.run(
+        [script, "check", "--defs", str(defs), "--debug"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
