@@ -166,6 +166,7 @@ def pg_table(postgres: Postgres, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_sql_template_checks_the_database_table_and_columns(
     capsys: pytest.CaptureFixture[str],
     defs: Path,
+    data_dir: Path,
     postgres: Postgres,
     pg_table: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -182,6 +183,14 @@ def test_sql_template_checks_the_database_table_and_columns(
     )
     code, rows = checked(capsys, defs)
     assert code == OK and rows["from_pg"]["status"] == "ok", rows
+    spec = load_declared(defs)[0].spec  # the filled template loads
+    result = dg.materialize(
+        [dataset_asset(spec, origin="test")],
+        partition_key=YESTERDAY,
+        resources={"duckdb": DuckDBResource(database=str(data_dir / "warehouse.duckdb"))},
+    )
+    assert result.success
+    assert query(data_dir, "SELECT order_id FROM raw.from_pg") == [("p1",)]
 
     monkeypatch.setenv("CLI_DB_URL", postgres.url().replace(PG_PASSWORD, "wrong-password"))
     code, rows = checked(capsys, defs)
