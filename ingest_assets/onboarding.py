@@ -1,10 +1,11 @@
 """Onboarding: the datasets a project declares, and whether their sources answer.
 
-Plain functions behind the ``ingest-assets list`` and ``check`` commands. Declarations load the
-way Dagster loads them (so a wrong key gives the error ``dg check defs`` gives); each source is
-then probed without reading data: an object store is listed under the key template's prefix, a
-database answers a query for the declared columns that returns no rows, and an API answers the
-first page of the latest partition with the declared auth.
+Plain functions behind the ``ingest-assets list`` and ``check`` commands. Declarations are
+validated with Dagster's YAML source positions, so a wrong key gives the error ``dg check defs``
+gives (file, line, key, what is allowed). Each source is then probed without reading data: an
+object store is listed under the key template's prefix, a database answers a query for the
+declared columns that returns no rows, and an API answers the first page of the latest
+partition with the declared auth.
 """
 
 from __future__ import annotations

@@ -130,8 +130,6 @@ def _options(model: type[BaseModel], indent: int, *, skip: set[str] | None = Non
 
 
 def _yaml(value: Any) -> str:
-    if isinstance(value, BaseModel):
-        value = value.model_dump(by_alias=True, exclude_defaults=True)
     text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
     return text.removesuffix("...").strip()
 
