@@ -156,6 +156,8 @@ def probe(spec: DatasetSpec, *, now: datetime | None = None) -> Probe:
 
 def _probe(spec: DatasetSpec, now: datetime) -> str:
     source = spec.source
+    if isinstance(source, ObjectStoreSource) and not source.is_s3:
+        return _probe_store(spec, source, SimpleNamespace())
     if isinstance(source, ObjectStoreSource):
         # As a run would: EnvVar settings resolved by Dagster, never read into messages.
         with dg.build_resources({source.resource: s3_resource()}) as resources:
