@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 from dagster_duckdb import DuckDBResource
 
 from ingest_assets.components.assets import dataset_asset
+from ingest_assets.engine import RangeReader
+from ingest_assets.errors import SourceError
+from ingest_assets.sources.base import Chunk
 from ingest_assets.sources.rest import RestReader, flatten, parse_retry_after
 from ingest_assets.spec import DatasetSpec, RestSource
+from ingest_assets.windows import Window
 from ingest_assets_tests.api_server import ApiState, api_server, make_records
 from ingest_assets_tests.conftest import check_named, free_port, query, step_failure
 
@@ -292,12 +297,13 @@ def test_rate_limit_is_shared_by_concurrent_page_fetches(
 
 @pytest.mark.parametrize("nested", ["json", "flatten"])
 def test_arrow_page_conversion_gives_the_same_columns_as_the_per_value_path(nested: str) -> None:
-    """Pages are converted by Arrow in one call; the result equals the per-value conversion,
-    for nested objects and lists, keys that appear late, nulls, and a field that changes type."""
+    """Pages are converted by Arrow in one call (to the declared types when a page has only
+    declared fields); the result equals the per-value conversion, for nested objects and lists,
+    keys that appear late, nulls, and a field that changes type."""
     source = rest_spec("http://127.0.0.1:9", "/orders", nested=nested).source
     assert isinstance(source, RestSource)
     reader = RestReader(source, dataset="orders")
-    declared = ["id", "amount", "missing"]
+    declared = {"id": pa.string(), "amount": pa.float64(), "missing": pa.string()}
     pages: list[list[Any]] = [
         [
             {"id": "a", "amount": 1.5, "customer": {"name": "Ann", "tags": ["x"]}},
@@ -305,11 +311,45 @@ def test_arrow_page_conversion_gives_the_same_columns_as_the_per_value_path(nest
             {"id": "c", "amount": 3, "customer": None},
         ],
         [{"id": "a", "amount": 1}, {"id": 2, "amount": "n/a"}],  # id drifts to a number
+        [{"id": "a", "amount": 1, "missing": None}, {"id": "b", "amount": 2.5}],  # declared only
     ]
     for records in pages:
         fast = reader._batch(records, declared)
         slow = reader._batch_by_value(
-            [flatten(r) for r in records] if nested == "flatten" else records, declared
+            [flatten(r) for r in records] if nested == "flatten" else records, list(declared)
         )
         assert fast.schema.names == slow.schema.names
         assert fast.to_pylist() == slow.to_pylist()
+
+
+def test_a_range_read_overlaps_pages_and_gives_each_window_its_own_rows(
+    api: tuple[str, ApiState],
+) -> None:
+    """The range read fetches the next windows' pages while earlier ones are processed; each
+    window still gets exactly the rows a read of that window gives, and a failing page fails
+    the range."""
+    base, state = api
+    spec = rest_spec(
+        base,
+        "/v1/page",
+        paginator={"type": "page_number", "total_path": "total_pages", "total_is_pages": True},
+        retry={"attempts": 2, "backoff_seconds": 0.01},
+    )
+    assert isinstance(spec.source, RestSource)
+    reader = RestReader(spec.source, dataset="orders")
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    windows = [Window(start + timedelta(days=d), start + timedelta(days=d + 1)) for d in range(3)]
+    types = {"id": pa.string(), "created_at": pa.timestamp("us", tz="UTC")}
+
+    def ids(chunks: Iterator[Chunk]) -> list[str]:
+        return sorted(i for chunk in chunks for i in chunk.batch.column("id").to_pylist())
+
+    one_by_one = [ids(reader.read(window, types)) for window in windows]
+    ranged = RangeReader(reader, windows)
+    assert [ids(ranged.read(window, types)) for window in windows] == one_by_one
+    assert [len(day) for day in one_by_one] == [PER_DAY] * 3
+
+    state.broken_page = 2
+    with pytest.raises(SourceError, match="503"):
+        for window in windows:
+            ids(RangeReader(reader, windows).read(window, types))

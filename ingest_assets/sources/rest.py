@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import threading
 import time
 from collections import deque
@@ -100,6 +101,13 @@ def _column(values: list[Any]) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
+def _as_sent(declared: pa.DataType) -> pa.DataType:
+    """The type a JSON value of a declared column arrives as: dates and times are text."""
+    if pa.types.is_timestamp(declared) or pa.types.is_date(declared):
+        return pa.string()
+    return declared
+
+
 class RestReader:
     """Reads a dataset's windows from a JSON HTTP API.
 
@@ -128,12 +136,13 @@ class RestReader:
 
     def read(self, window: Window, arrow_types: dict[str, pa.DataType]) -> Iterator[Chunk]:
         """Fetch the window's pages and yield their records as Arrow batches."""
-        columns = list(arrow_types)
         first_row = 1
         for url, records in self._pages(window):
             if not records:
                 continue
-            yield Chunk(self._batch(records, columns), self._display(url), first_row, window.start)
+            yield Chunk(
+                self._batch(records, arrow_types), self._display(url), first_row, window.start
+            )
             first_row += len(records)
 
     def probe(self, window: Window) -> str:
@@ -160,6 +169,56 @@ class RestReader:
             ) from None
         records = self._records(body, response.url)
         return f"HTTP {response.status_code}, {len(records)} records on the first page"
+
+    def read_range(
+        self, windows: list[Window], arrow_types: dict[str, pa.DataType]
+    ) -> Iterator[Chunk]:
+        """Read consecutive windows with the pages of the next ones already on their way.
+
+        A thread walks the windows' pages in order into a small queue while the caller
+        validates and stages the pages before them, so the API's latency overlaps the work.
+        The queue holds at most ``2 x concurrency`` pages.
+        """
+        pages: queue.Queue[tuple[int, str, list[Any]] | BaseException | None] = queue.Queue(
+            maxsize=2 * max(1, self.source.concurrency)
+        )
+        stop = threading.Event()
+
+        def put(item: tuple[int, str, list[Any]] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def walk() -> None:
+            try:
+                for index, window in enumerate(windows):
+                    for url, records in self._pages(window):
+                        if not put((index, url, records)):
+                            return
+                put(None)
+            except BaseException as exc:  # handed to the reader, raised there
+                put(exc)
+
+        walker = threading.Thread(target=walk, name=f"{self.dataset}-pages", daemon=True)
+        walker.start()
+        first_rows = [1] * len(windows)
+        try:
+            while (item := pages.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                index, url, records = item
+                if records:
+                    batch = self._batch(records, arrow_types)
+                    shown = self._display(url)
+                    yield Chunk(batch, shown, first_rows[index], windows[index].start)
+                    first_rows[index] += len(records)
+        finally:
+            stop.set()
+            walker.join(timeout=5)
 
     # -- pages -------------------------------------------------------------------------------
 
@@ -272,18 +331,32 @@ class RestReader:
             )
         return records
 
-    def _batch(self, records: list[Any], declared: list[str]) -> pa.RecordBatch:
+    def _batch(self, records: list[Any], types: dict[str, pa.DataType]) -> pa.RecordBatch:
         """The page's records as columns: the declared ones, then any others (for drift).
 
-        Arrow converts a page of plain records in C++; nested values become JSON text (or are
-        flattened) afterwards, column by column. A page whose fields mix types (an API drifting)
-        takes the slower per-value path that keeps such a field as text.
+        Arrow converts a page of plain records in C++: straight to the declared types when the
+        page has only declared fields and they convert, else with inferred types, nested values
+        becoming JSON text (or flattened) column by column. A page whose fields mix types (an
+        API drifting) takes the slower per-value path that keeps such a field as text.
         """
+        declared = list(types)
         rows = (
             [flatten(r) if isinstance(r, Mapping) else r for r in records]
             if self.source.nested == "flatten"
             else records
         )
+        keys: set[str] = set()
+        for row in rows:
+            if not isinstance(row, dict):
+                break
+            keys.update(row)
+        else:
+            if keys <= types.keys():
+                struct = pa.struct([pa.field(name, _as_sent(types[name])) for name in declared])
+                try:
+                    return pa.RecordBatch.from_struct_array(pa.array(rows, struct))
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    pass  # a value of another type: infer, then validation reports it
         try:
             table = pa.array(rows)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
