@@ -164,10 +164,7 @@ def _probe(spec: DatasetSpec, now: datetime) -> str:
             return _probe_store(spec, source, resources)
     reader = open_reader(spec, SimpleNamespace())
     if isinstance(reader, SqlReader):
-        declared = list(spec.table_schema.columns or {})
-        return reader.probe(
-            list(source.columns or declared) if isinstance(source, SqlSource) else declared
-        )
+        return reader.probe(reader.source.columns or list(spec.table_schema.columns or {}))
     assert isinstance(reader, RestReader)
     return reader.probe(latest_window(spec, now))
 

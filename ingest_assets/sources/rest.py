@@ -136,14 +136,7 @@ class RestReader:
 
     def read(self, window: Window, arrow_types: dict[str, pa.DataType]) -> Iterator[Chunk]:
         """Fetch the window's pages and yield their records as Arrow batches."""
-        first_row = 1
-        for url, records in self._pages(window):
-            if not records:
-                continue
-            yield Chunk(
-                self._batch(records, arrow_types), self._display(url), first_row, window.start
-            )
-            first_row += len(records)
+        return self.read_range([window], arrow_types)
 
     def probe(self, window: Window) -> str:
         """Fetch the window's first page once, with the declared auth; no retries.
