@@ -10,7 +10,6 @@ partition with the declared auth.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from ingest_assets.components.assets import open_reader
 from ingest_assets.components.datasets import IngestDatasetsModel
 from ingest_assets.environment import open_store, s3_resource
 from ingest_assets.errors import IngestError, SourceError, SpecError
-from ingest_assets.sources.object_store import KeyPeriods, store_errors
+from ingest_assets.sources.object_store import KeyPeriods, literal_prefix, store_errors
 from ingest_assets.sources.rest import RestReader
 from ingest_assets.sources.sql import SqlReader
 from ingest_assets.spec import (
@@ -171,7 +170,7 @@ def _probe(spec: DatasetSpec, now: datetime) -> str:
 
 def _probe_store(spec: DatasetSpec, source: ObjectStoreSource, resources: Any) -> str:
     store = open_store(source, resources)
-    prefix = re.split(r"[{*?\[]", source.key_template, maxsplit=1)[0]
+    prefix = literal_prefix(source.key_template)
     periods = KeyPeriods(source.key_template, spec.partitioning.timezone)
     matched, latest, scanned = 0, "", 0
     with store_errors(spec.name, source.location):

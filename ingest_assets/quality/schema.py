@@ -526,8 +526,8 @@ class BatchValidator:
         except SchemaErrors as errors:
             cases = errors.failure_cases
         except SchemaError as error:  # a schema-level problem, e.g. a dataframe check
-            whole = ", ".join(dict.fromkeys(origins.origins))
-            failures.append((-1, Failure("<table>", str(error.check), None, whole, None, severity)))
+            failure = Failure("<table>", str(error.check), None, origins.names, None, severity)
+            failures.append((-1, failure))
             return frame
         table_rows: set[tuple[int | None, str]] = set()
         for case in cases.to_dict("records"):
@@ -548,11 +548,7 @@ class BatchValidator:
             if check == "column_in_dataframe":
                 column = str(case["failure_case"])
                 check = "column missing"
-            obj, row = (
-                (", ".join(dict.fromkeys(origins.origins)), None)
-                if index is None
-                else origins.locate(index)
-            )
+            obj, row = (origins.names, None) if index is None else origins.locate(index)
             failure = Failure(column, check, _plain(case["failure_case"]), obj, row, severity)
             failures.append((-1 if index is None else index, failure))
         return frame

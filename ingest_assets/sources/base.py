@@ -57,6 +57,11 @@ class Origins:
         """All ``rows`` rows from one origin, numbered from ``first_row``."""
         return cls([0], [origin], [first_row], rows)
 
+    @property
+    def names(self) -> str:
+        """Every origin of the batch, once each, for failures that concern the whole batch."""
+        return ", ".join(dict.fromkeys(self.origins))
+
     def locate(self, index: int) -> tuple[str, int]:
         """The origin and row number of the batch's row ``index`` (0-based)."""
         run = bisect_right(self.offsets, index) - 1
