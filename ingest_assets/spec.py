@@ -8,6 +8,7 @@ load, with the YAML key that is wrong and what is allowed.
 
 from __future__ import annotations
 
+import codecs
 import importlib
 import re
 import string
@@ -61,7 +62,7 @@ class _Strict(BaseModel):
 
 
 def _check_identifier(value: str, what: str) -> str:
-    if not _IDENTIFIER.match(value):
+    if not _IDENTIFIER.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} is not a plain identifier: use letters, digits and underscores, "
             "starting with a letter or underscore"
@@ -89,6 +90,20 @@ class CsvOptions(_Strict):
         description="Strings read as null.",
     )
     skip_rows: int = Field(default=0, description="Lines to skip before the header.")
+    encoding: str = Field(
+        default="utf-8",
+        description="Text encoding of CSV files, e.g. utf-8, utf-16, latin-1 (NDJSON is always "
+        "UTF-8).",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"{value!r} is not a known text encoding such as 'utf-8'") from None
+        return value
 
     @field_validator("delimiter", "quote_char")
     @classmethod
@@ -137,11 +152,21 @@ class ObjectStoreSource(_Strict):
             raise ValueError("only 's3://bucket/prefix' URLs or folder paths are supported")
         if value.startswith("s3://") and not value[5:].split("/", 1)[0]:
             raise ValueError("an s3:// location needs a bucket: 's3://bucket/prefix'")
+        if not value.startswith(("s3://", "/")) and ".." in re.split(r"[/\\]", value):
+            raise ValueError(
+                f"{value!r}: a relative location stays inside the data directory; '..' would "
+                "leave it. Give an absolute path to read a folder elsewhere"
+            )
         return value
 
     @field_validator("key_template")
     @classmethod
     def _template(cls, value: str) -> str:
+        if ".." in re.split(r"[/\\]", value) or value.startswith("/"):
+            raise ValueError(
+                f"{value!r}: keys are relative to source.location; a key template may not start "
+                "with '/' or contain '..' segments"
+            )
         key_template_granularity(value)
         return value
 
@@ -584,7 +609,8 @@ class RestSource(_Strict):
     method: Literal["GET", "POST"] = Field(default="GET", description="HTTP method.")
     params: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
-        description="Query parameters; strings may use {start} and {end}, the window's bounds.",
+        description="Query parameters; strings may use {start} and {end}, the window's bounds "
+        "(other braces are kept as they are, e.g. a JSON filter).",
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
     time_format: str = Field(
@@ -615,6 +641,30 @@ class RestSource(_Strict):
         if not value.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("params")
+    @classmethod
+    def _placeholders(
+        cls, value: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        for key, text in value.items():
+            if not isinstance(text, str):
+                continue
+            unknown = [
+                name for name in PARAM_PLACEHOLDER.findall(text) if name not in WINDOW_BOUNDS
+            ]
+            if unknown:
+                raise ValueError(
+                    f"params.{key}: unknown placeholder {{{unknown[0]}}}; the window's bounds "
+                    "are {start} and {end}"
+                )
+        return value
+
+
+#: A placeholder in a REST parameter: an identifier in braces. Other braces are literal text.
+PARAM_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: The placeholders a REST parameter may use.
+WINDOW_BOUNDS = ("start", "end")
 
 
 def _source_kind(value: Any) -> str:
@@ -1003,7 +1053,7 @@ class DatasetSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not re.match(NAME_PATTERN, value):
+        if not re.fullmatch(NAME_PATTERN, value):
             raise ValueError(
                 f"{value!r}: use lowercase letters, digits and underscores, starting with a letter"
             )
@@ -1018,7 +1068,7 @@ class DatasetSpec(_Strict):
     @classmethod
     def _owners(cls, value: list[str]) -> list[str]:
         for owner in value:
-            if not _OWNER.match(owner):
+            if not _OWNER.fullmatch(owner):
                 raise ValueError(f"owner {owner!r} must be an email or 'team:<name>'")
         return value
 

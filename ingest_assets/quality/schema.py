@@ -173,13 +173,12 @@ def coerce_column(values: pd.Series, logical: str) -> pd.Series:
     if logical == "string":
         return values.astype(pd.StringDtype())
     if logical in ("int32", "int64", "float32", "float64"):
+        if pd.api.types.is_bool_dtype(values.dtype):  # true/false is not a number
+            return pd.Series(pd.NA, index=values.index, dtype=_PANDAS_DTYPES[logical])
         numbers = pd.Series(pd.to_numeric(values, errors="coerce"), index=values.index)
         if logical.startswith("float"):
             return numbers.astype(logical)
-        whole = numbers.where(numbers.isna() | (numbers % 1 == 0))
-        limit = 2**31 if logical == "int32" else 2**63
-        whole = whole.where(whole.isna() | ((whole >= -limit) & (whole < limit)))
-        return whole.astype("Int32" if logical == "int32" else "Int64")
+        return _whole(values, numbers, 32 if logical == "int32" else 64)
     if logical == "boolean":
         if pd.api.types.is_bool_dtype(values.dtype):
             return values.astype("boolean")
@@ -203,6 +202,35 @@ def coerce_column(values: pd.Series, logical: str) -> pd.Series:
             return stamps.dt.date.astype(pd.ArrowDtype(arrow.date32()))
         return stamps.astype(pd.DatetimeTZDtype("us", "UTC"))
     raise ValueError(f"unknown logical type {logical!r}")
+
+
+def _whole(values: pd.Series, numbers: pd.Series, bits: int) -> pd.Series:
+    """Numbers as nullable integers of ``bits``; fractions and values out of range become null.
+
+    Integers stay exact: text beyond 2**53 (where floats lose digits) is parsed as an integer.
+    """
+    dtype = "Int32" if bits == 32 else "Int64"
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if pd.api.types.is_integer_dtype(numbers.dtype):
+        unsigned = pd.api.types.is_unsigned_integer_dtype(numbers.dtype)
+        inside = numbers <= numpy.uint64(high) if unsigned else (numbers >= low) & (numbers <= high)
+        if bool(inside.all()):
+            return numbers.astype(dtype)
+        return numbers.astype("UInt64" if unsigned else "Int64").where(inside).astype(dtype)
+    floats = numbers.astype("float64")
+    whole = floats.notna() & (floats % 1 == 0) & (floats >= float(low))
+    # Below 2**53 a float holds every integer exactly; above it the text is parsed again.
+    small = whole & (floats.abs() < 2.0**53) & (floats <= float(high))
+    result = floats.where(small).astype("Float64").astype("Int64")
+    big = whole & ~small & (floats <= 2.0**63)
+    for index in big[big].index:
+        try:
+            exact = int(str(values[index]).strip())
+        except ValueError:  # e.g. '1e18': the float's value is the value
+            exact = int(floats[index])
+        if low <= exact <= high:
+            result[index] = exact
+    return result.astype(dtype)
 
 
 @dataclass
@@ -440,6 +468,7 @@ class BatchValidator:
             then the source's new columns when the drift policy is ``evolve``), and the rows
             warn rules rejected.
         """
+        batch, undecodable = _decoded(batch)
         summary.drift.observe(batch.schema, self.logical)
         frame = batch.to_pandas(types_mapper=_string_mapper)
         summary.rows_checked += len(frame)
@@ -450,6 +479,11 @@ class BatchValidator:
         raw = frame[list(self.logical)].copy()
         failures: list[tuple[int, Failure]] = []
         coerced_away: set[tuple[str, int]] = set()
+        for name, index, shown in undecodable:
+            coerced_away.add((name, index))
+            obj, row = origins.locate(index)
+            severity = self.severity.get(name, "error")
+            failures.append((index, Failure(name, "encoding('utf-8')", shown, obj, row, severity)))
         for name, logical in self.logical.items():
             if logical is None:
                 continue
@@ -616,6 +650,44 @@ class BatchValidator:
                 for name, logical in self.logical.items()
             ]
         )
+
+
+def _decoded(batch: arrow.RecordBatch) -> tuple[arrow.RecordBatch, list[tuple[str, int, str]]]:
+    """Text columns as valid UTF-8 strings; values that are not UTF-8 become null.
+
+    Binary columns (a Parquet file's unannotated strings, text read as bytes because it is not
+    UTF-8) are decoded; string columns are checked (a JSON parser may let bytes through that
+    are not UTF-8). Returns the batch and, per value that is not UTF-8, its column, position and
+    an escaped rendering to show.
+    """
+    failed: list[tuple[str, int, str]] = []
+    for position, column in enumerate(batch.columns):
+        kind = column.type
+        if arrow.types.is_binary(kind) or arrow.types.is_large_binary(kind):
+            binary = column
+        elif arrow.types.is_string(kind) or arrow.types.is_large_string(kind):
+            try:
+                column.validate(full=True)
+                continue
+            except arrow.ArrowInvalid:
+                binary = column.view(
+                    arrow.binary() if arrow.types.is_string(kind) else arrow.large_binary()
+                )
+        else:
+            continue
+        try:
+            text = binary.cast(arrow.string())
+        except arrow.ArrowInvalid:
+            values = []
+            for index, value in enumerate(binary.to_pylist()):
+                try:
+                    values.append(None if value is None else value.decode("utf-8"))
+                except UnicodeDecodeError:
+                    values.append(None)
+                    failed.append((batch.schema.names[position], index, repr(value)[2:-1]))
+            text = arrow.array(values, arrow.string())
+        batch = batch.set_column(position, batch.schema.names[position], text)
+    return batch, failed
 
 
 def _parsed_stamps(batch: arrow.RecordBatch, name: str) -> pd.Series | None:

@@ -35,7 +35,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from ingest_assets.errors import SourceError
 from ingest_assets.sources.base import Chunk, ReadPlan
-from ingest_assets.spec import RestSource
+from ingest_assets.spec import PARAM_PLACEHOLDER, RestSource
 from ingest_assets.windows import Window
 
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -221,7 +221,9 @@ class RestReader:
     def _params(self, window: Window) -> dict[str, Any]:
         bounds = {"start": self._render(window.start), "end": self._render(window.end)}
         return {
-            key: value.format(**bounds) if isinstance(value, str) else value
+            key: PARAM_PLACEHOLDER.sub(lambda found: bounds[found.group(1)], value)
+            if isinstance(value, str)
+            else value
             for key, value in self.source.params.items()
         }
 
