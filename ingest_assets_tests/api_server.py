@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -53,6 +54,12 @@ class ApiState:
     malformed_page: int | None = None
     drift_page: int | None = None
     broken_page: int | None = None  # always HTTP 503
+    body: bytes | None = None  # answer every page with this body and HTTP 200
+    cut_rate: float = 0.0  # share of answers cut off mid-body (the connection closes)
+    reset_rate: float = 0.0  # share of requests whose connection closes with no answer
+    next_base: str | None = None  # where next links point (another server)
+    token_mode: str = "ok"  # ok | html | no_token | close: how the token endpoint answers
+    seen: list[tuple[dict[str, str], str]] = field(default_factory=list)  # headers, query
     requests: int = 0
     tokens_issued: int = 0
     request_times: list[float] = field(default_factory=list)
@@ -78,8 +85,38 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(raw)
 
+    def _drop(self) -> None:
+        """Close the connection at once (the client sees a reset or an empty answer)."""
+        self.close_connection = True
+        self.connection.shutdown(2)
+
+    def _send_cut(self, status: int, body: Any) -> None:
+        """Announce the whole body, send half of it, and close the connection."""
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw[: len(raw) // 2])
+        self.wfile.flush()
+        self._drop()
+
     def do_POST(self) -> None:  # the OAuth2 token endpoint
         state = self.state
+        if state.token_mode == "close":
+            self._drop()
+            return
+        if state.token_mode == "html":
+            raw = b"<html><body>Sign in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+            return
+        if state.token_mode == "no_token":
+            self._send(200, {"token_type": "bearer", "expires_in": 60})
+            return
         expected = base64.b64encode(b"client-id:client-secret-value").decode()
         if self.headers.get("Authorization") != f"Basic {expected}":
             self._send(401, {"error": "invalid_client"})
@@ -112,12 +149,24 @@ class _Handler(BaseHTTPRequestHandler):
         with state._lock:
             state.requests += 1
             state.request_times.append(time.monotonic())
+            state.seen.append((dict(self.headers.items()), parts.query))
             fail = state._rng.random() < state.fail_rate or state.requests <= state.fail_first
             retry_after = state.retry_after.pop(0) if state.retry_after else None
+            reset = state._rng.random() < state.reset_rate
+            cut = state._rng.random() < state.cut_rate
+        if reset:
+            self._drop()
+            return
+        if state.body is not None:
+            self._send(200, state.body)
+            return
         if not self._authorized(query):
             self._send(401, {"error": "unauthorized"})
             return
         if retry_after is not None:
+            if retry_after.startswith("in:"):  # an HTTP date so many seconds from now
+                moment = datetime.now(UTC) + timedelta(seconds=float(retry_after[3:]))
+                retry_after = format_datetime(moment, usegmt=True)
             self._send(429, {"error": "slow down"}, {"Retry-After": retry_after})
             return
         if fail:
@@ -146,6 +195,10 @@ class _Handler(BaseHTTPRequestHandler):
         pages = max(1, math.ceil(len(rows) / state.page_size))
         more = page < pages
         nxt = {**query, "page": str(page + 1)}
+        base = state.next_base or self.base
+        if cut:
+            self._send_cut(200, {"data": chunk, "meta": {"total": len(rows)}})
+            return
         if style == "page":
             self._send(200, {"data": chunk, "meta": {"total": len(rows)}})
         elif style == "offset":
@@ -153,12 +206,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif style == "cursor":
             self._send(200, {"data": chunk, "next_cursor": str(page + 1) if more else None})
         elif style == "next":
-            link = f"{self.base}{parts.path}?{urlencode(nxt)}" if more else None
+            link = f"{base}{parts.path}?{urlencode(nxt)}" if more else None
             self._send(200, {"data": chunk, "links": {"next": link}})
         elif style == "link":
-            headers = (
-                {"Link": f'<{self.base}{parts.path}?{urlencode(nxt)}>; rel="next"'} if more else {}
-            )
+            headers = {"Link": f'<{base}{parts.path}?{urlencode(nxt)}>; rel="next"'} if more else {}
             self._send(200, {"data": chunk}, headers)
         else:  # "all": no pagination
             self._send(200, {"data": rows})

@@ -156,7 +156,7 @@ def test_latin1_csv_loads_with_its_encoding(tmp_path: Path) -> None:
                     [pa.array(["a"]), pa.array([1]), pa.array([2])], names=["id", "n", "n"]
                 )
             ),
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_a_duplicated_column_is_refused_naming_it(tmp_path: Path, fmt: str, content: bytes) -> None:
@@ -185,7 +185,10 @@ def test_extreme_integers_stay_exact_and_out_of_range_ones_fail(tmp_path: Path) 
 
 
 def test_ndjson_null_markers_count_as_null_like_csv(tmp_path: Path) -> None:
-    columns = {"id": {"dtype": "string", "nullable": False, "severity": "warn"}, "n": {"dtype": "int64"}}  # fmt: skip
+    columns = {
+        "id": {"dtype": "string", "nullable": False, "severity": "warn"},
+        "n": {"dtype": "int64"},
+    }
     spec = _spec("ndjson", columns)
     spec = spec.model_copy(
         update={"quality": spec.quality.model_copy(update={"max_rejected_fraction": 1})}

@@ -194,8 +194,8 @@ def test_retry_after_is_honoured_with_a_floor_and_in_date_form(
     api: tuple[str, ApiState], data_dir: Path
 ) -> None:
     base, state = api
-    in_a_while = format_datetime(datetime.now(UTC) + timedelta(seconds=4), usegmt=True)
-    state.retry_after = ["0", "1", in_a_while]
+    # The server renders the HTTP date when it answers, however long the run took to start.
+    state.retry_after = ["0", "1", "in:4"]
     spec = rest_spec(base, "/v1/all")
     result = load(spec, data_dir)
     assert result.success, step_failure(result)

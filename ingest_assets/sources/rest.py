@@ -11,7 +11,7 @@ parameters that carry a key are shown as ``***``.
 
 from __future__ import annotations
 
-import json
+import http.client
 import math
 import os
 import queue
@@ -32,8 +32,10 @@ from pyrate_limiter import Limiter, Rate
 from requests_ratelimiter import LimiterAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ingest_assets.errors import SourceError
+from ingest_assets.redaction import register_secret
 from ingest_assets.sources.base import Chunk, ReadPlan
 from ingest_assets.spec import PARAM_PLACEHOLDER, RestSource
 from ingest_assets.windows import Window
@@ -93,6 +95,36 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
+def _kind(value: Any) -> str:
+    """A JSON value's type, as JSON names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _preview(body: Any) -> str:
+    """The start of a body, for messages."""
+    try:
+        text = orjson.dumps(body).decode()
+    except TypeError:
+        text = f"a JSON {_kind(body)} nested too deep to show"
+    return text if len(text) <= 160 else text[:160] + "..."
+
+
+def _json_text(value: Any) -> str:
+    """A nested value as JSON text (a RecursionError when it nests beyond 254 levels)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as exc:
+        raise RecursionError(str(exc)) from None
+
+
 def _column(values: list[Any]) -> pa.Array:
     try:
         return pa.array(values)
@@ -106,6 +138,53 @@ def _as_sent(declared: pa.DataType) -> pa.DataType:
     if pa.types.is_timestamp(declared) or pa.types.is_date(declared):
         return pa.string()
     return declared
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """A URL's scheme, host and port (the default port made explicit)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _origin_text(url: str) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}:{port}"
+
+
+class _Session(requests.Session):
+    """A session that drops every credential on a redirect to another origin.
+
+    requests drops the ``Authorization`` header there; an API key in another header or in the
+    query string would still follow, so those are dropped too.
+    """
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if _origin(response.request.url) == _origin(prepared_request.url):
+            return
+        for name, value in list(prepared_request.headers.items()):
+            if any(secret in value for secret in self._secrets):
+                del prepared_request.headers[name]
+        prepared_request.url = _without_secrets(prepared_request.url, self._secrets)
+
+
+def _without_secrets(url: str, secrets: list[str]) -> str:
+    """``url`` without the query parameters whose value is a secret."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(value in secrets for _, value in pairs):
+        return url
+    kept = [(key, value) for key, value in pairs if value not in secrets]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
 class RestReader:
@@ -205,8 +284,15 @@ class RestReader:
                     raise item
                 index, url, records = item
                 if records:
-                    batch = self._batch(records, arrow_types)
                     shown = self._display(url)
+                    try:
+                        batch = self._batch(records, arrow_types)
+                    except RecursionError:
+                        raise SourceError(
+                            f"Dataset '{self.dataset}': a record of {shown} nests values more "
+                            "than 250 levels deep. Nothing was written.",
+                            fix="Declare only flat fields, or ask the API for a shallower shape.",
+                        ) from None
                     yield Chunk(batch, shown, first_rows[index], windows[index].start)
                     first_rows[index] += len(records)
         finally:
@@ -314,17 +400,31 @@ class RestReader:
             yield response.url, records
 
     def _records(self, body: Any, url: str) -> list[Any]:
-        records = path_get(body, self.source.records_path)
-        if records is None:
-            return []
-        if not isinstance(records, list):
-            raise SourceError(
-                f"Dataset '{self.dataset}': {self._display(url)} answered a "
-                f"{type(records).__name__} at records_path {self.source.records_path!r}, "
-                "not a list of records.",
-                fix="Point source.records_path at the list of records in the response.",
-            )
-        return records
+        """The page's records; anything but a list of objects at ``records_path`` is an error.
+
+        A page that answers ``null``, a number, an error object or a body without the records
+        would otherwise load as an empty window and replace the rows loaded before.
+        """
+        path = self.source.records_path
+        records = path_get(body, path)
+        if isinstance(records, list):
+            for number, record in enumerate(records, start=1):
+                if not isinstance(record, Mapping):
+                    raise SourceError(
+                        f"Dataset '{self.dataset}': record {number} of {self._display(url)} is "
+                        f"a JSON {_kind(record)}, not an object. Nothing was written.",
+                        fix="Point source.records_path at the list of record objects.",
+                    )
+            return records
+        where = f"at records_path {path!r}" if path else "as its body"
+        found = "nothing" if records is None else f"a JSON {_kind(records)}"
+        raise SourceError(
+            f"Dataset '{self.dataset}': {self._display(url)} answered {found} {where}, not a "
+            f"list of records (the body was {self._redact(_preview(body))}). Nothing was "
+            "written; the window keeps its previous rows.",
+            fix="Check the API's answer (an error reported with HTTP 200?) and point "
+            "source.records_path at the list of records ('' when the body is the list).",
+        )
 
     def _batch(self, records: list[Any], types: dict[str, pa.DataType]) -> pa.RecordBatch:
         """The page's records as columns: the declared ones, then any others (for drift).
@@ -369,7 +469,7 @@ class RestReader:
             if pa.types.is_nested(column.type):  # objects and lists: JSON text, as they came
                 values = [r.get(name) if isinstance(r, Mapping) else None for r in rows]
                 column = pa.array(
-                    [None if v is None else json.dumps(v) for v in values], pa.string()
+                    [None if v is None else _json_text(v) for v in values], pa.string()
                 )
             arrays.append(column)
         return pa.RecordBatch.from_arrays(arrays, names=names)
@@ -383,7 +483,7 @@ class RestReader:
         arrays = []
         for name in columns:
             values = [row.get(name) if isinstance(row, Mapping) else None for row in rows]
-            values = [json.dumps(v) if isinstance(v, dict | list) else v for v in values]
+            values = [_json_text(v) if isinstance(v, dict | list) else v for v in values]
             arrays.append(_column(values))
         return pa.RecordBatch.from_arrays(arrays, names=columns)
 
@@ -392,7 +492,7 @@ class RestReader:
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = _Session(self._secrets)
             session.headers.update(self.source.headers)
             rps = self.source.requests_per_second
             if rps:
@@ -419,9 +519,13 @@ class RestReader:
                 "source.auth is not set.",
                 fix=f"Set {variable} for the code location.",
             )
+        self._keep_secret(value)
+        return value
+
+    def _keep_secret(self, value: str) -> None:
         if value not in self._secrets:
             self._secrets.append(value)
-        return value
+            register_secret(value)
 
     def _authorize(self, headers: dict[str, str], params: dict[str, Any]) -> Any:
         auth = self.source.auth
@@ -446,27 +550,60 @@ class RestReader:
             if self._token and not refresh and time.monotonic() < self._token[1]:
                 return self._token[0]
             assert auth.token_url is not None
-            data = {"grant_type": "client_credentials"}
-            if auth.scope:
-                data["scope"] = auth.scope
+            body = self._token_body(auth.token_url)
+            token = body.get("access_token") if isinstance(body, dict) else None
+            if not isinstance(token, str) or not token:
+                keys = ", ".join(sorted(body)) if isinstance(body, dict) else _kind(body)
+                raise SourceError(
+                    f"Dataset '{self.dataset}': the OAuth2 token endpoint {auth.token_url} "
+                    f"answered without an access_token (it gave: {keys or 'an empty object'}).",
+                    fix="Check source.auth.token_url (it must be the client-credentials token "
+                    "endpoint) and the scope.",
+                )
+            self._keep_secret(token)
+            try:
+                lifetime = float(body.get("expires_in", 3600))
+            except (TypeError, ValueError):
+                lifetime = 3600.0
+            self._token = (token, time.monotonic() + max(0.0, lifetime - 5))
+            return token
+
+    def _token_body(self, token_url: str) -> Any:
+        """Ask the token endpoint for a token; its JSON answer."""
+        auth = self.source.auth
+        data = {"grant_type": "client_credentials"}
+        if auth.scope:
+            data["scope"] = auth.scope
+        try:
             response = requests.post(
-                auth.token_url,
+                token_url,
                 data=data,
                 auth=(self._secret(auth.client_id_env), self._secret(auth.client_secret_env)),
                 timeout=self.source.timeout_seconds,
             )
-            if response.status_code != 200:
-                raise SourceError(
-                    f"Dataset '{self.dataset}': the OAuth2 token endpoint {auth.token_url} "
-                    f"answered HTTP {response.status_code}.",
-                    fix="Check the client id and secret variables and source.auth.token_url.",
-                )
-            body = response.json()
-            token = str(body["access_token"])
-            self._secrets.append(token)
-            lifetime = float(body.get("expires_in", 3600))
-            self._token = (token, time.monotonic() + max(0.0, lifetime - 5))
-            return token
+        except requests.RequestException as exc:
+            raise SourceError(
+                f"Dataset '{self.dataset}': the OAuth2 token endpoint {token_url} did not "
+                f"answer: {type(exc).__name__}.",
+                fix="Check that source.auth.token_url is reachable; the load is safe to retry.",
+                transient=True,
+            ) from None
+        if response.status_code != 200:
+            raise SourceError(
+                f"Dataset '{self.dataset}': the OAuth2 token endpoint {token_url} "
+                f"answered HTTP {response.status_code}.",
+                fix="Check the client id and secret variables and source.auth.token_url.",
+                transient=response.status_code in _RETRY_STATUSES,
+            )
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            kind = response.headers.get("Content-Type", "unknown content type")
+            raise SourceError(
+                f"Dataset '{self.dataset}': the OAuth2 token endpoint {token_url} answered "
+                f"HTTP 200 with a body that is not JSON ({kind}).",
+                fix="Check source.auth.token_url: it must be the token endpoint, not a login page.",
+            ) from None
 
     def _get(self, url: str, params: dict[str, Any] | None) -> tuple[requests.Response, Any]:
         retry = self.source.retry
@@ -504,7 +641,11 @@ class RestReader:
     def _get_once(self, url: str, params: dict[str, Any] | None) -> tuple[requests.Response, Any]:
         headers: dict[str, str] = {}
         query = dict(params or {})
-        basic = self._authorize(headers, query)
+        # Credentials go to the declared API only, never to a host a next link points at.
+        trusted = _origin(url) == _origin(self.source.base_url)
+        basic = self._authorize(headers, query) if trusted else None
+        if not trusted:  # a next link that echoes the query carries an API key with it
+            url = _without_secrets(url, self._secrets)
         try:
             response = self._session().request(
                 self.source.method,
@@ -516,7 +657,20 @@ class RestReader:
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retryable(f"{self._display(url)} did not answer: {type(exc).__name__}") from None
+        except (requests.exceptions.ChunkedEncodingError, Urllib3Error, http.client.HTTPException,
+                ConnectionError) as exc:  # fmt: skip
+            raise _Retryable(
+                f"{self._display(url)} broke off its answer: {type(exc).__name__}"
+            ) from None
         shown = self._display(response.url)
+        if response.status_code in (401, 403) and not trusted:
+            raise SourceError(
+                f"Dataset '{self.dataset}': {shown} answered HTTP {response.status_code}; it is "
+                f"outside {_origin_text(self.source.base_url)}, so no credentials were sent to "
+                "it. Nothing was written.",
+                fix="Credentials are sent only to base_url's scheme, host and port; point "
+                "base_url at the host the pages come from.",
+            )
         if response.status_code == 401 and self.source.auth.type == "oauth2_client_credentials":
             self._oauth_token(refresh=True)  # expired early: fetch a new token, then retry
             raise _Retryable(f"{shown} answered HTTP 401 with an expired token")
@@ -532,14 +686,23 @@ class RestReader:
                 fix="Check source.auth and its variables (401/403) or base_url, endpoint and "
                 "params (404/400).",
             )
+        return response, self._json(response, shown)
+
+    def _json(self, response: requests.Response, shown: str) -> Any:
         try:
-            return response, orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise SourceError(
-                f"Dataset '{self.dataset}': {shown} answered HTTP {response.status_code} with a "
-                f"body that is not JSON: {response.text[:120]!r}. Nothing was written.",
-                fix="Check the endpoint; rerun the partition if the API had a glitch.",
-                transient=True,
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            if "depth" in str(exc).lower():
+                raise SourceError(
+                    f"Dataset '{self.dataset}': {shown} answered JSON that nests values more "
+                    "than 1,024 levels deep. Nothing was written.",
+                    fix="Ask the API for a shallower shape; such a page cannot be loaded.",
+                ) from None
+            # A body cut short (a dropped connection) is worth another try; one that is not
+            # JSON at all fails after the retries with what it was.
+            raise _Retryable(
+                f"{shown} answered HTTP {response.status_code} with a body that is not JSON: "
+                f"{response.text[:120]!r}"
             ) from None
 
     def _display(self, url: str) -> str:
