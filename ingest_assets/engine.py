@@ -32,7 +32,7 @@ from ingest_assets.destinations.duckdb import (
     quote,
     staged_rows,
 )
-from ingest_assets.errors import ConfigError, IngestError, ValidationFailed
+from ingest_assets.errors import ConfigError, IngestError, ReadInterrupted, ValidationFailed
 from ingest_assets.memory import PeakMemory, release_unused
 from ingest_assets.quality.checks import (
     DRIFT,
@@ -300,6 +300,12 @@ class RangeReader:
         """What the window reads, as the source plans it."""
         return self._reader.plan(window)
 
+    def restart(self, window: Window) -> None:
+        """Start the pass again at ``window`` (its stream broke off): the next read opens it."""
+        position = next(i for i, w in enumerate(self._windows) if w.start == window.start)
+        self._windows = self._windows[position:]
+        self._stream, self._held = None, None
+
     def read(self, window: Window, arrow_types: dict[str, pa.DataType]) -> Iterator[Chunk]:
         """The window's chunks of the range's one pass."""
         if self._stream is None:
@@ -402,7 +408,7 @@ def _load(
             report.schema = validator.arrow_schema
             try:
                 folder = Path(tmp) / f"window-{index:05d}"
-                stage = _read(spec, report, reader, validator, folder, scratch, log)
+                stage = _read_whole(spec, report, reader, validator, folder, scratch, log)
             finally:
                 report.cpu_seconds = time.process_time() - cpu_started
             stages.append(stage)
@@ -426,13 +432,20 @@ def _load(
             return
         release_unused()  # what reading held goes back before DuckDB allocates for the write
         write_started = time.perf_counter()
+        write_cpu_started = time.process_time()
         audits = [
             report.audit(run_id=run_id, partition=key, started_at=started_at)
             for key, report in zip(keys, reports, strict=True)
         ]
-        peak_now = peak.read()
-        for audit in audits:
-            audit.peak_rss_bytes = peak_now
+
+        def measure() -> None:
+            """The write's CPU time (shared out) and the peak so far, once the rows are in."""
+            share = (time.process_time() - write_cpu_started) / len(reports)
+            peak_now = peak.read()
+            for report, audit in zip(reports, audits, strict=True):
+                audit.cpu_seconds = round(report.cpu_seconds + share, 3)
+                audit.peak_rss_bytes = peak_now
+
         written = warehouse.write_windows(
             spec.destination,
             [
@@ -442,12 +455,13 @@ def _load(
             load=spec.load,
             run_id=run_id,
             dataset=spec.name,
+            before_audit=measure,
         )
         write_seconds = time.perf_counter() - write_started
     for report, audit, rows in zip(reports, audits, written, strict=True):
         report.rows_written = rows
         report.timings["write"] = write_seconds / len(reports)
-        # The same figures as the audit row committed with the data (measured before the write).
+        # The same figures as the audit row committed with the data (the write included).
         report.cpu_seconds, report.peak_rss_bytes = audit.cpu_seconds, audit.peak_rss_bytes
         log.info(
             "%s %s: %d rows written to %s (%d rejected, %d duplicates dropped)",
@@ -458,6 +472,38 @@ def _load(
             report.rows_rejected,
             report.rows_deduplicated,
         )
+
+
+def _read_whole(
+    spec: DatasetSpec,
+    report: LoadReport,
+    reader: SourceReader,
+    validator: BatchValidator,
+    folder: Path,
+    scratch: duckdb.DuckDBPyConnection,
+    log: logging.Logger,
+) -> Stage:
+    """Read one window; when the source's stream breaks off mid-read, read it again whole.
+
+    What was read of the broken attempt is discarded (its staged files, counts and failures),
+    so the window's rows are exact however often its source drops the connection.
+    """
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            return _read(spec, report, reader, validator, folder / f"try-{attempt}", scratch, log)
+        except ReadInterrupted as exc:
+            if attempt == READ_ATTEMPTS:
+                raise
+            log.warning(
+                "%s %s: %s; reading the window again from its start (try %d of %d)",
+                spec.name, report.window, exc.message, attempt + 1, READ_ATTEMPTS,
+            )  # fmt: skip
+            report.rows_read, report.validation = 0, ValidationSummary()
+            report.checks.clear()
+            if isinstance(reader, RangeReader):
+                reader.restart(report.window)
+            time.sleep(READ_RETRY_SECONDS * attempt)
+    raise AssertionError("unreachable")
 
 
 def _read(
@@ -485,7 +531,7 @@ def _read(
     arrow_types = {
         name: ARROW_TYPES[logical] for name, logical in validator.logical.items() if logical
     }
-    folder.mkdir()
+    folder.mkdir(parents=True)
     stage = Stage(folder, validator.arrow_schema, validator.rejected_schema, scratch)
     since_release = 0
     with report.phase("read_validate"), stage:
@@ -498,12 +544,13 @@ def _read(
                 release_unused()
                 since_release = 0
     summary = report.validation
-    if validator.unique_columns and summary.passed:
+    # Judged over the rows that passed, even when others failed: every broken rule is reported.
+    if validator.unique_columns:
         with report.phase("unique"):
             stage.check_unique(validator.unique_columns, summary)
     key = spec.quality.unique_key or (spec.dedup.key if spec.dedup else None)
     with report.phase("dedup_checksum"):
-        if spec.dedup is not None and summary.passed:
+        if spec.dedup is not None:
             report.rows_deduplicated = stage.dedup(spec.dedup.key, spec.dedup.order_by)
         if key:
             report.checks[KEY_UNIQUE] = stage.key_check(key, report.rows_deduplicated)
@@ -514,6 +561,11 @@ def _read(
     report.checks[DRIFT] = drift_outcome(summary.drift, spec.quality.drift)
     return stage
 
+
+#: Reads of a window in all when its source's stream keeps breaking off mid-read.
+READ_ATTEMPTS = 3
+#: Wait before reading a window again, times the attempt number.
+READ_RETRY_SECONDS = 0.5
 
 #: Rows read between two returns of freed memory to the system. Returning it costs page faults
 #: when the next batches allocate again, so it pays only for large windows.
@@ -667,11 +719,14 @@ class Stage:
         order = f"{quote(order_by)} DESC NULLS LAST, " if order_by else ""
         path = self.folder / "deduplicated.parquet"
         before = self.count()
+        # The scratch connection scans on one thread, in file and row order, so the number a
+        # row gets is the order it was read in. (The reserved prefix cannot clash with a
+        # column: the source's own columns never carry it.)
         self.scratch.execute(
-            f"COPY (SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet(?, "
-            "union_by_name = true, filename = true, file_row_number = true) QUALIFY "
-            f"row_number() OVER (PARTITION BY {', '.join(quote(c) for c in key)} ORDER BY "
-            f"{order}filename DESC, file_row_number DESC) = 1) TO '{path}' (FORMAT parquet)",
+            f"COPY (WITH numbered AS (SELECT *, row_number() OVER () AS {_SEQUENCE} FROM "
+            f"{STAGED}) SELECT * EXCLUDE ({_SEQUENCE}) FROM numbered QUALIFY row_number() OVER "
+            f"(PARTITION BY {', '.join(quote(c) for c in key)} ORDER BY {order}{_SEQUENCE} DESC)"
+            f" = 1) TO '{path}' (FORMAT parquet)",
             [self._files],
         )
         self.files = [path]
@@ -725,3 +780,5 @@ class Stage:
 
 
 _WINDOW_TYPE = pa.timestamp("us", tz="UTC")
+#: The order a staged row was read in, while duplicates are dropped.
+_SEQUENCE = '"_ingest_sequence"'

@@ -54,6 +54,16 @@ class SourceError(IngestError):
     """The source could not be listed or read (missing objects, unreachable endpoint)."""
 
 
+class ReadInterrupted(SourceError):
+    """The source's stream of rows broke off mid-read (a dropped connection).
+
+    Rows of the window may already have been read, so the source cannot resume where it
+    stopped; the engine reads the window again from its start.
+    """
+
+    transient = True
+
+
 class ParseError(SourceError):
     """An object was found but its content could not be parsed in the declared format."""
 

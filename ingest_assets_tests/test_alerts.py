@@ -202,6 +202,44 @@ def test_a_missed_sla_alerts_once_per_partition(receiver: Receiver) -> None:
     assert "has not landed" in receiver.calls[0][1]["error"]
 
 
+def test_an_sla_sensor_that_starts_late_alerts_every_missed_partition_once(
+    receiver: Receiver,
+) -> None:
+    spec = orders_spec(
+        "landing/orders",
+        partitioning={"cadence": "daily", "start": "2026-11-20"},
+        sla={"deadline": "02:00"},
+    )
+    sensor = sla_alert_sensor(spec)
+    instance = dg.DagsterInstance.ephemeral()
+    for day in ("2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25"):
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key="orders", partition=day)
+        )
+    resources = {"notifier": Notifier(webhook_url=receiver.url)}
+
+    def tick(moment: datetime, cursor: str | None) -> str | None:
+        with (
+            dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources=resources
+            ) as context,
+            freeze_time(moment, tick=True),
+        ):
+            sensor.evaluate_tick(context)
+            return context.cursor
+
+    # Days 26, 27 and 28 never landed; the sensor's first tick is on the 29th at 03:00.
+    cursor = tick(datetime(2026, 11, 29, 3, 0, tzinfo=UTC), None)
+    assert [p["partition"] for _, p in receiver.calls] == ["2026-11-26", "2026-11-27", "2026-11-28"]
+    cursor = tick(datetime(2026, 11, 29, 4, 0, tzinfo=UTC), cursor)  # nothing new: no repeat
+    assert len(receiver.calls) == 3
+    instance.report_runless_asset_event(  # a late landing is not a miss any more
+        dg.AssetMaterialization(asset_key="orders", partition="2026-11-29")
+    )
+    tick(datetime(2026, 12, 1, 3, 0, tzinfo=UTC), cursor)
+    assert [p["partition"] for _, p in receiver.calls][3:] == ["2026-11-30"]
+
+
 def test_slack_through_dagster_slack(receiver: Receiver) -> None:
     """Slack is a cloud service: the local receiver stands in for its chat.postMessage API."""
     receiver.answer = {"ok": True}

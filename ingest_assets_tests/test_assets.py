@@ -155,7 +155,13 @@ def test_bad_rows_fail_the_blocking_check_and_stop_downstream(data_dir: Path) ->
     assert ran_downstream == ["2026-10-02"], "downstream must not run after a failed gate"
     check = check_named(result, "schema")
     assert not check.passed
-    assert check.metadata["failures_by_column"].value == {"amount": 2, "email": 1, "quantity": 1}
+    # The duplicate key is reported beside the other failures, not hidden by them.
+    assert check.metadata["failures_by_column"].value == {
+        "amount": 2,
+        "email": 1,
+        "order_id": 2,
+        "quantity": 1,
+    }
     assert check.metadata["failed.amount"].value == 2
     sample = check.metadata["sample"].value.records
     quantity = [r.data for r in sample if r.data["column"] == "quantity"]

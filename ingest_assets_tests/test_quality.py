@@ -127,7 +127,9 @@ def test_an_error_row_fails_the_batch_and_nothing_passes() -> None:
     )
     validated, summary = _validate(batch)
     assert not summary.passed and summary.rows_failed == 1
-    assert validated.good is None
+    # Only the row that passed every rule is kept (for the window-wide checks); the window
+    # fails, so nothing loads.
+    assert validated.good is not None and validated.good.column("id").to_pylist() == ["b"]
     assert dict(summary.counts) == {
         ("id", "not_nullable"): 1,
         ("amount", "greater_than_or_equal_to(0.0)"): 1,
@@ -261,7 +263,8 @@ def test_custom_pandera_checks_by_reference_with_their_severity() -> None:
     )
     assert dict(summary.warn_counts) == {("amount", "whole_cents"): 1}
     assert dict(summary.counts) == {("<table>", "total_is_amount_times_quantity"): 1}
-    assert validated.good is None and summary.rows_failed == 1
+    assert summary.rows_failed == 1  # the window fails; only the first row passed every rule
+    assert validated.good is not None and validated.good.column("total").to_pylist() == [3.0]
     with pytest.raises(ValueError, match="cannot import"):
         QualitySpec(custom=[f"{__name__}:no_such_rule"])
 
@@ -593,7 +596,8 @@ def test_arrow_timestamp_parsing_gives_the_pandas_path_values(
         batch, origins=Origins.single("f", batch.num_rows), summary=summary
     )
     assert summary.rows_failed == ("yesterday" in values)
-    if validated.good is not None:
+    if validated.good is not None:  # the rows that passed, at the pandas path's values
+        kept = range(len(slow)) if validated.kept is None else validated.kept.to_pylist()
         assert validated.good.column("at").to_pylist() == [
-            None if pd.isna(v) else v.to_pydatetime() for v in slow
+            None if pd.isna(slow[i]) else slow[i].to_pydatetime() for i in kept
         ]

@@ -8,8 +8,10 @@ the copy, not for the download and validation before it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +31,10 @@ AUDIT = DestinationSpec(table=f"{AUDIT_SCHEMA}.{AUDIT_TABLE}")
 #: Staged Parquet files in SQL, bound as a list parameter, combined by column name.
 STAGED = "read_parquet(?, union_by_name = true)"
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+#: How long an operation waits for another process's lock on the database file before failing
+#: (transient: the step is retried). DuckDB lets one process write a file at a time; each load
+#: holds it only for its short write transaction.
+LOCK_WAIT_SECONDS = 60.0
 
 
 def quote(identifier: str) -> str:
@@ -64,6 +70,44 @@ class DuckDBWarehouse:
         self.connect = connect
         self.database = database
 
+    @contextmanager
+    def session(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection, waiting out another process's lock; DuckDB errors as DestinationError.
+
+        Args:
+            what: What the connection is for, naming the dataset and window, for messages.
+        """
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        pause = 0.05
+        with ExitStack() as stack:
+            while True:
+                try:
+                    conn = stack.enter_context(self.connect())
+                    break
+                except duckdb.Error as exc:
+                    if not _locked(exc) or time.monotonic() >= deadline:
+                        raise self._error(what, exc) from None
+                time.sleep(pause * (1 + random.random()))
+                pause = min(pause * 2, 1.0)
+            try:
+                yield conn
+            except duckdb.Error as exc:
+                raise self._error(what, exc) from None
+
+    def _error(self, what: str, exc: duckdb.Error) -> DestinationError:
+        locked = _locked(exc)
+        return DestinationError(
+            f"{what} in DuckDB {self.database} failed: {exc}",
+            fix="The table keeps its previous rows. "
+            + (
+                f"Another process held the database for over {LOCK_WAIT_SECONDS:.0f} s; the "
+                "load is retried."
+                if locked
+                else "If the table's columns changed type, migrate or drop the table."
+            ),
+            transient=locked,
+        )
+
     def write_window(
         self,
         table: DestinationSpec,
@@ -98,6 +142,7 @@ class DuckDBWarehouse:
         load: LoadSpec,
         run_id: str,
         dataset: str,
+        before_audit: Callable[[], None] | None = None,
     ) -> list[int]:
         """Write the staged rows of one or more windows in one transaction, as the load mode says.
 
@@ -117,6 +162,8 @@ class DuckDBWarehouse:
             load: The load mode.
             run_id: Identifies the run in the loaded rows.
             dataset: The dataset's name, for messages.
+            before_audit: Called once the rows are in, before the audit rows are appended (to
+                measure the load's CPU time and memory, the write included).
 
         Returns:
             The number of rows inserted per window.
@@ -131,49 +178,43 @@ class DuckDBWarehouse:
             if len(writes) == 1
             else Window(writes[0].window.start, writes[-1].window.end)
         )
-        try:
-            with self.connect() as conn:
-                conn.execute("BEGIN TRANSACTION")
-                try:
-                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema_name)}")
-                    self._ensure_table(
-                        conn, name, table, [str(p) for write in writes for p in write.staged]
-                    )
-                    if load.mode == "merge":  # window by window: later versions win
+        what = f"Dataset '{dataset}', window {window}: writing {table.table}"
+        with self.session(what) as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema_name)}")
+                self._ensure_table(
+                    conn, name, table, [str(p) for write in writes for p in write.staged]
+                )
+                if load.mode == "merge":  # window by window: later versions win
+                    for write in writes:
+                        files = [str(path) for path in write.staged]
+                        row = self._merge(conn, name, files, load, run_id)
+                        written.append(int(row[0]) if row else 0)
+                else:  # every window's rows replaced, then all inserted in one statement
+                    if load.mode in ("replace_window", "snapshot"):
                         for write in writes:
-                            files = [str(path) for path in write.staged]
-                            row = self._merge(conn, name, files, load, run_id)
-                            written.append(int(row[0]) if row else 0)
-                    else:  # every window's rows replaced, then all inserted in one statement
-                        if load.mode in ("replace_window", "snapshot"):
-                            for write in writes:
-                                self._delete_window(conn, name, write.window)
-                        conn.execute(
-                            f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
-                            f"now() AS _ingest_loaded_at FROM {STAGED}",
-                            [run_id, [str(p) for write in writes for p in write.staged]],
-                        )
-                        written = [staged_rows(write.staged) for write in writes]
-                    if any(write.audit is not None for write in writes):
-                        _ensure_audit(conn)
-                    for write, rows in zip(writes, written, strict=True):
-                        self._quarantine(conn, table, write.window, write.rejected, load, run_id)
-                        if write.audit is not None:
-                            write.audit.rows_written = rows
-                            _append_audit(conn, write.audit)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-        except duckdb.Error as exc:
-            locked = "lock" in str(exc).lower()
-            raise DestinationError(
-                f"Dataset '{dataset}', window {window}: writing {table.table} in DuckDB "
-                f"{self.database} failed: {exc}",
-                fix="The table keeps its previous rows. If the table's columns changed type, "
-                "migrate or drop the table; if the database is locked, retry.",
-                transient=locked,
-            ) from None
+                            self._delete_window(conn, name, write.window)
+                    conn.execute(
+                        f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
+                        f"now() AS _ingest_loaded_at FROM {STAGED}",
+                        [run_id, [str(p) for write in writes for p in write.staged]],
+                    )
+                    written = [staged_rows(write.staged) for write in writes]
+                for write in writes:
+                    self._quarantine(conn, table, write.window, write.rejected, load, run_id)
+                if before_audit is not None:
+                    before_audit()
+                if any(write.audit is not None for write in writes):
+                    _ensure_audit(conn)
+                for write, rows in zip(writes, written, strict=True):
+                    if write.audit is not None:
+                        write.audit.rows_written = rows
+                        _append_audit(conn, write.audit)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         return written
 
     @staticmethod
@@ -211,7 +252,7 @@ class DuckDBWarehouse:
 
     def record_load(self, audit: AuditRecord) -> None:
         """Append a load's audit row on its own (for loads that failed before writing)."""
-        with self.connect() as conn:
+        with self.session(f"Dataset '{audit.dataset}': recording a load") as conn:
             _ensure_audit(conn)
             _append_audit(conn, audit)
 
@@ -223,7 +264,7 @@ class DuckDBWarehouse:
             before: Only windows starting earlier count.
             limit: How many windows at most.
         """
-        with self.connect() as conn:
+        with self.session(f"Dataset '{dataset}': reading the load history") as conn:
             if not _table_exists(conn, AUDIT):
                 return []
             rows = conn.execute(
@@ -233,6 +274,25 @@ class DuckDBWarehouse:
                 [dataset, before, limit],
             ).fetchall()
         return [int(row[1]) for row in rows]
+
+    def rows_set_aside(self, dataset: str, windows: list[Window]) -> dict[datetime, int]:
+        """Rows the latest successful load of each window read but did not write.
+
+        Those are the rows it quarantined and the duplicates it dropped, by window start: a
+        reconciliation of source rows against loaded rows counts them as accounted for.
+        """
+        if not windows:
+            return {}
+        with self.session(f"Dataset '{dataset}': reading the load history") as conn:
+            if not _table_exists(conn, AUDIT):
+                return {}
+            rows = conn.execute(
+                f"SELECT window_start, arg_max(rows_rejected + rows_deduplicated, ended_at) "
+                f"FROM {qualified(AUDIT)} WHERE dataset = ? AND status = 'success' AND "
+                "window_start >= ? AND window_start < ? GROUP BY window_start",
+                [dataset, min(w.start for w in windows), max(w.end for w in windows)],
+            ).fetchall()
+        return {row[0]: int(row[1]) for row in rows}
 
     @staticmethod
     def _merge(
@@ -283,7 +343,7 @@ class DuckDBWarehouse:
 
     def loaded_windows(self, table: DestinationSpec) -> list[datetime]:
         """The distinct window starts the table holds rows for, oldest first."""
-        with self.connect() as conn:
+        with self.session(f"Listing the windows of {table.table}") as conn:
             if not _table_exists(conn, table):
                 return []
             rows = conn.execute(
@@ -303,7 +363,7 @@ class DuckDBWarehouse:
                 row was loaded for).
         """
         column = column or WINDOW_COLUMN
-        with self.connect() as conn:
+        with self.session(f"Counting window {window} of {table.table}") as conn:
             if not _table_exists(conn, table):
                 return 0
             row = conn.execute(
@@ -312,6 +372,12 @@ class DuckDBWarehouse:
                 [window.start, window.end],
             ).fetchone()
         return int(row[0]) if row else 0
+
+
+def _locked(exc: BaseException) -> bool:
+    """Whether DuckDB failed because another process holds the database file."""
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
 
 
 def staged_rows(files: list[Path]) -> int:

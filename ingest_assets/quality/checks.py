@@ -200,6 +200,7 @@ def drift_outcome(drift: DriftReport, policy: str) -> CheckOutcome:
         "retyped": {
             name: {"declared": d, "found": f} for name, (d, f) in sorted(drift.retyped.items())
         },
+        "reserved": sorted(drift.reserved),
     }
     if not drift.drifted:
         return CheckOutcome(DRIFT, True, "warn", None, metadata)
@@ -213,6 +214,11 @@ def drift_outcome(drift: DriftReport, policy: str) -> CheckOutcome:
             "retyped "
             + ", ".join(f"{n} ({d} -> {f})" for n, (d, f) in sorted(drift.retyped.items()))
         )
+    if drift.reserved:
+        parts.append(
+            f"sent {', '.join(sorted(drift.reserved))}, named with the reserved prefix _ingest_ "
+            "(never loaded: rename at the source)"
+        )
     text = "the source " + "; ".join(parts)
     if policy == "block":
         return CheckOutcome(
@@ -223,7 +229,7 @@ def drift_outcome(drift: DriftReport, policy: str) -> CheckOutcome:
             "the schema, or set quality.drift to warn or evolve",
             metadata,
         )
-    if policy == "evolve" and not (drift.removed or drift.retyped):
+    if policy == "evolve" and not (drift.removed or drift.retyped or drift.reserved):
         return CheckOutcome(
             DRIFT,
             True,

@@ -33,6 +33,8 @@ from ingest_assets.spec import (
     load_model,
 )
 
+#: The prefix of the columns a load adds to each row; a source column with it is never loaded.
+RESERVED_PREFIX = "_ingest_"
 #: How many offending values a validation summary keeps as a sample.
 SAMPLE_SIZE = 20
 
@@ -254,16 +256,19 @@ class DriftReport:
         removed: Declared columns missing from at least one batch of the source.
         retyped: Declared columns whose source type cannot hold the declared type's values,
             as ``(declared, found)``.
+        reserved: Source columns named with the prefix of the columns the load adds
+            (``_ingest_``); they are never loaded, whatever the policy.
     """
 
     added: dict[str, str] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
     retyped: dict[str, tuple[str, str]] = field(default_factory=dict)
+    reserved: set[str] = field(default_factory=set)
 
     @property
     def drifted(self) -> bool:
         """Whether the source differs from the declaration at all."""
-        return bool(self.added or self.removed or self.retyped)
+        return bool(self.added or self.removed or self.retyped or self.reserved)
 
     def observe(self, schema: arrow.Schema, declared: dict[str, str | None]) -> None:
         """Compare one batch's Arrow schema with the declared logical types."""
@@ -273,7 +278,9 @@ class DriftReport:
                 self.removed.add(name)
         for source_field in schema:
             logical = declared.get(source_field.name, "")
-            if source_field.name not in declared:
+            if source_field.name.startswith(RESERVED_PREFIX):
+                self.reserved.add(source_field.name)
+            elif source_field.name not in declared:
                 if self.added.get(source_field.name, "null") == "null":
                     self.added[source_field.name] = str(source_field.type)
             elif logical and not _compatible(logical, source_field.type):
@@ -384,8 +391,9 @@ class Validated:
     """One batch after validation.
 
     Attributes:
-        good: Rows that passed every rule, coerced and masked (None when none did, or when a
-            row broke an error rule: the window will not load).
+        good: Rows that passed every rule, coerced and masked (None when none did). When other
+            rows broke an error rule the window will not load; its good rows are still staged
+            for the window-wide checks.
         rejected: One row per warn failure of a quarantined row: the row's declared columns as
             text (masked), then the column, rule, value, object and row number.
         kept: The positions in the batch of the good rows, when some rows were rejected
@@ -418,7 +426,7 @@ class BatchValidator:
         # Uniqueness is checked over the whole window. Inline columns are already coerced to
         # their declared types (failures reported per value), so pandera need not check or
         # coerce dtypes again; a model's own dtypes (e.g. pa.Date) are applied after ours.
-        inline = schema.columns is not None
+        inline = self.inline = schema.columns is not None
         self.error_schema = error_schema.update_columns(
             {
                 name: {"unique": False, "coerce": not inline, **({"dtype": None} if inline else {})}
@@ -507,9 +515,16 @@ class BatchValidator:
                 )
                 failures.append((int(index), failure))
             frame[name] = converted
-        frame = self._run(self.error_schema, frame, "error", coerced_away, failures, origins)
+        # Rules run on the rows whose values all converted: a value that did not convert is
+        # already a failure, and a frame-level rule would see a null where the row had a value.
+        # (A model's schema coerces the frame it returns, so it sees every row.)
+        unconverted = sorted({index for _, index in coerced_away})
+        checked = frame.drop(index=unconverted) if unconverted and self.inline else frame
+        validated = self._run(self.error_schema, checked, "error", coerced_away, failures, origins)
+        if checked is frame:
+            frame = validated
         if self.warn_schema is not None:
-            self._run(self.warn_schema, frame, "warn", coerced_away, failures, origins)
+            self._run(self.warn_schema, checked, "warn", coerced_away, failures, origins)
         error_rows = {row for row, failure in failures if failure.severity == "error"}
         if -1 in error_rows:
             error_rows = set(range(len(frame)))
@@ -524,12 +539,13 @@ class BatchValidator:
         summary.rows_failed += len(error_rows)
         summary.rows_rejected += len(rejected_rows)
         rejected = self._rejected(raw, failures, rejected_rows, origins)
-        if error_rows or not summary.passed:
-            return Validated(None, rejected)
+        # Rows that passed are staged even when others broke an error rule (the window will not
+        # load), so that the window's uniqueness and key checks still report what they find.
         kept: arrow.Array | None = None
         good_frame = frame
-        if rejected_rows:  # positions of the rows that stay, when some were rejected
-            keep = numpy.setdiff1d(numpy.arange(len(frame)), numpy.fromiter(rejected_rows, int))
+        dropped = rejected_rows | error_rows
+        if dropped:  # positions of the rows that stay, when some were dropped
+            keep = numpy.setdiff1d(numpy.arange(len(frame)), numpy.fromiter(dropped, int))
             if not len(keep):
                 return Validated(None, rejected)
             kept = arrow.array(keep, arrow.int64())

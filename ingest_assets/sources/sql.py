@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from ingest_assets.errors import IngestError, SourceError
+from ingest_assets.errors import IngestError, ReadInterrupted, SourceError
+from ingest_assets.redaction import register_secret
 from ingest_assets.sources.base import Chunk, ReadPlan
 from ingest_assets.spec import SqlSource
 from ingest_assets.windows import Window
@@ -42,6 +43,19 @@ _AUTH_HINTS = (
 )
 _MISSING_HINTS = ("does not exist", "no such table", "no such column", "unknown column", "42p01")
 _TRANSIENT_HINTS = (
+    "terminating connection",
+    "connection to server",
+    "connection already closed",
+    "connection is closed",
+    "no connection to the server",
+    "ssl syscall",
+    "eof detected",
+    "broken pipe",
+    "lost connection",
+    "server has gone away",
+    "57p01",
+    "08006",
+    "08003",
     "connection refused",
     "could not connect",
     "timeout",
@@ -93,9 +107,12 @@ class SqlReader:
                 f"Dataset '{dataset}': the URL in ${source.url_env} is not a database URL.",
                 fix="Use a URL such as postgresql://user:password@host:5432/database.",
             ) from None
+        register_secret(self._parsed.password and str(self._parsed.password))
         backend = self._parsed.get_backend_name()
         self.backend = backend if backend in ("postgresql", "duckdb") else "sqlalchemy"
+        self._in_session = False
         self._shared: Callable[[str, list[Any]], Iterator[pa.RecordBatch]] | None = None
+        self._shared_stack: ExitStack | None = None
 
     # -- what the user sees ------------------------------------------------------------------
 
@@ -129,31 +146,49 @@ class SqlReader:
     def session(self) -> Iterator[None]:
         """Keep one connection open for every read and count inside (one run, many windows).
 
-        Re-entrant: an inner session uses the outer one's connection.
+        The connection opens at the first read. Re-entrant: an inner session uses the outer
+        one's connection. A connection that breaks is dropped, and the next read opens another.
         """
-        if self._shared is not None:
+        if self._in_session:
             yield
             return
-        with self._connection() as run:
-            self._shared = run
-            try:
-                yield
-            finally:
-                self._shared = None
+        self._in_session = True
+        try:
+            yield
+        finally:
+            self._in_session = False
+            self._drop_shared(quietly=False)
+
+    def _drop_shared(self, *, quietly: bool) -> None:
+        stack, self._shared, self._shared_stack = self._shared_stack, None, None
+        if stack is None:
+            return
+        try:
+            stack.close()
+        except Exception:
+            if not quietly:
+                raise
 
     @contextmanager
     def _reading(self) -> Iterator[Callable[[str, list[Any]], Iterator[pa.RecordBatch]]]:
         """The session's connection if one is open, else a connection of its own."""
-        if self._shared is None:
+        if not self._in_session:
             with self._connection() as run:
                 yield run
             return
+        if self._shared is None:
+            stack = ExitStack()
+            self._shared = stack.enter_context(self._connection())
+            self._shared_stack = stack
         try:
             yield self._shared
-        except IngestError:
-            raise
         except Exception as exc:
-            raise self._error(exc, connecting=False) from None
+            error = exc if isinstance(exc, IngestError) else self._error(exc, connecting=False)
+            if error.transient:  # a broken connection: the next read opens another
+                self._drop_shared(quietly=True)
+            if error is exc:
+                raise
+            raise error from None
 
     def read(self, window: Window, arrow_types: dict[str, pa.DataType]) -> Iterator[Chunk]:
         """Stream the window's rows as Arrow batches."""
@@ -344,9 +379,18 @@ class SqlReader:
             ) from None
 
     def _error(self, exc: Exception, *, connecting: bool) -> SourceError:
-        detail = self._redact(" ".join(str(exc).split()))[:500]
-        lowered = detail.lower()
         where = f"Dataset '{self.dataset}', {self._parsed.get_backend_name()} at {self.host}"
+        missing = _missing_driver(exc)
+        if missing:
+            return SourceError(
+                f"{where}: the database driver {missing!r} that {self._parsed.drivername}:// "
+                "URLs need is not installed.",
+                fix=f"Add {missing} to the project's dependencies (uv add {missing}), or use a "
+                "URL whose driver is installed.",
+                transient=False,
+            )
+        detail = self._redact(" ".join(str(exc).split()))[:500] or type(exc).__name__
+        lowered = detail.lower()
         if any(hint in lowered for hint in _AUTH_HINTS):
             return SourceError(
                 f"{where}: the database refused the login: {detail}",
@@ -361,11 +405,23 @@ class SqlReader:
                 transient=False,
             )
         transient = any(hint in lowered for hint in _TRANSIENT_HINTS)
+        if connecting:
+            return SourceError(
+                f"{where}: cannot connect: {detail}",
+                fix=f"Check that the database at {self.host} is reachable from the code "
+                "location" + ("; the load is safe to retry." if transient else "."),
+                transient=transient,
+            )
+        if transient:
+            return ReadInterrupted(
+                f"{where}: the connection broke during the read: {detail}",
+                fix="Nothing was written; the window is read again from its start, and the load "
+                "is safe to rerun.",
+            )
         return SourceError(
-            f"{where}: {'cannot connect' if connecting else 'the read failed'}: {detail}",
-            fix="Check that the database is reachable from the code location"
-            + ("; the load is safe to retry." if transient else "."),
-            transient=transient,
+            f"{where}: the read failed: {detail}",
+            fix="Check source.table / source.query and the database's log.",
+            transient=False,
         )
 
     @contextmanager
@@ -414,6 +470,15 @@ class SqlReader:
                     )
 
             yield run
+
+
+def _missing_driver(exc: BaseException) -> str | None:
+    """The module name of a database driver that is not installed, if that is the failure."""
+    while exc is not None:
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return exc.name.split(".")[0]
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
 
 
 _ENGINES: dict[str, sa.engine.Engine] = {}

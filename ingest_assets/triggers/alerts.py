@@ -12,7 +12,7 @@ import dagster as dg
 
 from ingest_assets.resources.notifier import Alert, Notifier
 from ingest_assets.spec import DatasetSpec
-from ingest_assets.triggers.freshness import evaluate_timeliness
+from ingest_assets.triggers.freshness import evaluate_timeliness, missed_partitions
 
 _REMEMBERED = 200  # partitions an SLA sensor remembers having reported
 
@@ -93,12 +93,17 @@ def sla_alert_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
         else dg.DefaultSensorStatus.STOPPED,
     )
     def _sla(context: dg.SensorEvaluationContext, notifier: Notifier) -> dg.SkipReason:
-        reported: list[str] = json.loads(context.cursor) if context.cursor else []
-        timeliness = evaluate_timeliness(spec, context.instance, datetime.now(UTC))
-        missed = [
-            p for p in timeliness.partitions if p.status == "fail" and p.partition not in reported
-        ]
-        for partition in reversed(missed):  # oldest first
+        # The cursor: the close time up to which partitions were judged for good, and the
+        # partitions already reported (a list alone in cursors of earlier versions).
+        state = json.loads(context.cursor) if context.cursor else {}
+        if isinstance(state, list):
+            state = {"reported": state}
+        reported: list[str] = state.get("reported", [])
+        after = datetime.fromisoformat(state["after"]) if state.get("after") else None
+        now = datetime.now(UTC)
+        missed, judged_until = missed_partitions(spec, context.instance, now, after)
+        missed = [p for p in missed if p.partition not in reported]
+        for partition in missed:  # oldest first
             notifier.send(
                 Alert(
                     kind="sla_missed",
@@ -106,11 +111,19 @@ def sla_alert_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
                     datasets=[spec.name],
                     partition=partition.partition,
                     error=partition.describe(),
-                    occurred_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    occurred_at=now.isoformat(timespec="seconds"),
                 )
             )
             reported.append(partition.partition)
-            context.update_cursor(json.dumps(reported[-_REMEMBERED:]))
+        context.update_cursor(
+            json.dumps(
+                {
+                    "after": judged_until.isoformat() if judged_until else None,
+                    "reported": reported[-_REMEMBERED:],
+                }
+            )
+        )
+        timeliness = evaluate_timeliness(spec, context.instance, now)
         return dg.SkipReason(
             f"{spec.name}: {timeliness.describe()}; {len(missed)} new miss(es) reported"
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from ingest_assets.sla import Timeliness, judge
+from ingest_assets.sla import PartitionTimeliness, Timeliness, judge, partition_timeliness
 from ingest_assets.spec import DatasetSpec, SlaSpec
 from ingest_assets.triggers.partitions import (
     cron_after_close,
@@ -49,6 +49,44 @@ def closed_partitions(
             break
         key = latest_closed_partition(partitions, window.start)
     return found
+
+
+def missed_partitions(
+    spec: DatasetSpec, instance: dg.DagsterInstance, now: datetime, after: datetime | None
+) -> tuple[list[PartitionTimeliness], datetime | None]:
+    """Every partition that closed after ``after`` and is past its deadline without landing.
+
+    Args:
+        spec: A dataset with an SLA.
+        instance: Where materializations are recorded.
+        now: The moment of judgement.
+        after: Partitions that closed at or before this moment were judged already (None:
+            look back as far as ``_MAX_JUDGED`` partitions).
+
+    Returns:
+        The missed partitions, oldest first, and the close time of the latest partition past
+        its deadline (judged for good from now on), or ``after`` when there is none.
+    """
+    sla = spec.sla
+    assert sla is not None
+    partitions = partitions_def(spec.partitioning)
+    due: list[tuple[str, datetime]] = []
+    key = latest_closed_partition(partitions, now)
+    while key is not None and len(due) < _MAX_JUDGED:
+        window = partitions.time_window_for_partition_key(key)
+        if after is not None and window.end <= after:
+            break
+        if window.end + timedelta(minutes=sla.deadline_minutes) <= now:
+            due.append((key, window.end))
+        key = latest_closed_partition(partitions, window.start)
+    landed = landed_at(instance, dg.AssetKey(spec.name), [key for key, _ in due])
+    missed = [
+        verdict
+        for key, closed_at in reversed(due)
+        if (verdict := partition_timeliness(key, closed_at, landed.get(key), now, sla)).status
+        == "fail"
+    ]
+    return missed, (due[0][1] if due else after)
 
 
 def landed_at(
