@@ -110,6 +110,11 @@ class SqlReader:
         register_secret(self._parsed.password and str(self._parsed.password))
         backend = self._parsed.get_backend_name()
         self.backend = backend if backend in ("postgresql", "duckdb") else "sqlalchemy"
+        if self.backend == "sqlalchemy":
+            try:  # loads the dialect and its driver; connects to nothing
+                _sqlalchemy_engine(url)
+            except Exception as exc:
+                raise self._error(exc, connecting=True) from None
         self._in_session = False
         self._shared: Callable[[str, list[Any]], Iterator[pa.RecordBatch]] | None = None
         self._shared_stack: ExitStack | None = None
