@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from ingest_assets.environment import resources
+from ingest_assets.onboarding import load_declared
 from ingest_assets.triggers.alerts import run_failure_alerts
 
 
@@ -14,8 +15,11 @@ from ingest_assets.triggers.alerts import run_failure_alerts
 def defs() -> dg.Definitions:
     """Load the datasets, bind the environment's resources, alert on failed runs.
 
-    Runs execute in process (one process per run, steps in it).
+    Declarations that could never load together (two datasets writing one table) are refused
+    here, naming both files and lines. Runs execute in process (one process per run, steps in
+    it).
     """
+    load_declared()
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
         dg.Definitions(

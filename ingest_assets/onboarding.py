@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from ingest_assets.components.assets import open_reader
 from ingest_assets.components.datasets import IngestDatasetsModel
+from ingest_assets.destinations.duckdb import AUDIT, quarantine_table
 from ingest_assets.environment import open_store, s3_resource
 from ingest_assets.errors import IngestError, SourceError, SpecError
 from ingest_assets.sources.object_store import KeyPeriods, literal_prefix, store_errors
@@ -58,10 +59,12 @@ class Declared:
     Attributes:
         spec: The dataset.
         file: Its ``defs.yaml``, relative to the defs folder.
+        table_at: Where its ``destination.table`` is declared (``file:line``).
     """
 
     spec: DatasetSpec
     file: Path
+    table_at: str = ""
 
 
 def load_declared(root: Path | None = None) -> list[Declared]:
@@ -96,7 +99,12 @@ def load_declared(root: Path | None = None) -> list[Declared]:
                 key = ".".join(str(part) for part in where)
                 errors.append(f"{key} at {position}\n  {error['msg']}")
             continue
-        declared += [Declared(spec, path.relative_to(root)) for spec in model.datasets]
+        tree = parsed.source_position_tree
+        for index, spec in enumerate(model.datasets):
+            where = ["attributes", "datasets", index, "destination", "table"]
+            position, _ = tree.lookup_closest_and_path(where, None)
+            declared.append(Declared(spec, path.relative_to(root), str(position)))
+    errors += table_collisions(declared)
     if errors:
         raise SpecError(
             "\n".join(errors),
@@ -104,6 +112,41 @@ def load_declared(root: Path | None = None) -> list[Declared]:
             "option), then run `ingest-assets check` again.",
         )
     return declared
+
+
+def table_collisions(declared: list[Declared]) -> list[str]:
+    """Datasets whose tables would overwrite each other's rows, as errors with file and line.
+
+    Each dataset owns its table, its quarantine table ``<table>__rejected`` and nothing of the
+    audit table; names are compared as the warehouse does (case-insensitive, schema ``main``
+    when none is given).
+    """
+    owners: dict[str, tuple[Declared | None, str]] = {AUDIT.table.lower(): (None, "audit")}
+    errors: list[str] = []
+    for entry in declared:
+        destination = entry.spec.destination
+        claims = {
+            "table": f"{destination.schema_name}.{destination.table_name}".lower(),
+            "quarantine table": quarantine_table(destination).table.lower(),
+        }
+        for role, name in claims.items():
+            taken = owners.get(name)
+            if taken is None:
+                owners[name] = (entry, role)
+                continue
+            other, other_role = taken
+            what = (
+                "the audit table of every load"
+                if other is None
+                else f"the {other_role} of dataset '{other.spec.name}' (destination.table at "
+                f"{other.table_at})"
+            )
+            errors.append(
+                f"attributes.datasets.destination.table at {entry.table_at}\n  dataset "
+                f"'{entry.spec.name}': its {role} {name} is {what}; each load would delete "
+                "the other's rows. Give each dataset a table of its own."
+            )
+    return errors
 
 
 @dataclass(frozen=True)

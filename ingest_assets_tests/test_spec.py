@@ -150,9 +150,55 @@ def test_dg_check_defs_reports_rules_beyond_the_json_schema(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("RAW.Customers", "its table raw.customers is the table of dataset 'customers'"),
+        ("raw.customers__rejected", "is the quarantine table of dataset 'customers'"),
+        ("ingest_audit.loads", "is the audit table of every load"),
+        ("raw.page_views", "its table raw.page_views is the table of dataset 'orders'"),
+    ],
+)
+def test_dg_check_defs_refuses_datasets_that_share_a_table(
+    tmp_path: Path, table: str, expected: str
+) -> None:
+    yaml_text = DEMO_YAML.replace(
+        "destination: {table: raw.orders}", f"destination: {{table: {table}}}", 1
+    )
+    result = _dg(_project_copy(tmp_path, yaml_text), "check", "defs")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert expected in output
+    assert "defs/demo/landing/defs.yaml:32" in output, output[-2000:]
+
+
+@pytest.mark.parametrize(
     ("override", "message"),
     [
         ({"name": "Orders-2"}, "use lowercase letters, digits and underscores"),
+        ({"destination": {"table": "raw.orders\n"}}, "is not a plain identifier"),
+        ({"schema": {"columns": {"a\nb": {"dtype": "string"}}}}, "is not a plain identifier"),
+        (
+            {"source": {"location": "../outside", "key_template": "{date}.csv"}},
+            "'..' would leave it",
+        ),
+        (
+            {"source": {"location": "x", "key_template": "../{date}/*.csv"}},
+            "may not start with '/' or contain '..'",
+        ),
+        (
+            {"source": {"location": "x", "key_template": "a/../../{date}.csv"}},
+            "may not start with '/' or contain '..'",
+        ),
+        (
+            {
+                "source": {
+                    "location": "x",
+                    "key_template": "{date}.csv",
+                    "csv": {"encoding": "klingon"},
+                }
+            },
+            "is not a known text encoding",
+        ),
         ({"owners": ["bob"]}, "must be an email or 'team:<name>'"),
         ({"partitioning": {"cadence": "daily", "start": "yesterday"}}, "not an ISO date"),
         (
