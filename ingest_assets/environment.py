@@ -26,6 +26,7 @@ from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 from dagster_slack import SlackResource
 
+from ingest_assets.redaction import register_secret
 from ingest_assets.resources.notifier import Notifier
 from ingest_assets.sources.object_store import LocalStore, ObjectStore, S3Store, split_s3_location
 from ingest_assets.spec import ObjectStoreSource
@@ -85,6 +86,9 @@ def resources() -> dict[str, Any]:
 def open_store(source: ObjectStoreSource, resources: Any) -> ObjectStore:
     """The object store of a source: S3 through its S3Resource, or a local folder."""
     if source.is_s3:
+        # botocore logs request headers at DEBUG (a session token among them): keep them out.
+        for variable in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            register_secret(os.environ.get(variable))
         bucket, prefix = split_s3_location(source.location)
         # Through ``context.resources`` an S3Resource is already its boto3 client.
         resource = getattr(resources, source.resource)

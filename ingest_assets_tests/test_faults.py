@@ -283,3 +283,76 @@ def test_reconciliation_counts_quarantined_and_deduplicated_rows_as_accounted_fo
     alone = checks(run(spec, "2026-10-02", data_dir, checks_only=True))["reconciliation"]
     assert not alone.passed and alone.metadata["difference"].value == -1
     _ = timedelta
+
+
+def test_no_secret_reaches_any_log_at_debug_in_sql_and_s3_loads(
+    postgres: Postgres, data_dir: Path, bucket: str, s3_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import logging
+
+    import boto3
+    import dagster as dg
+    from dagster_aws.s3 import S3Resource
+    from dagster_duckdb import DuckDBResource
+
+    from ingest_assets.components.assets import dataset_asset
+    from ingest_assets_tests.conftest import PG_PASSWORD, csv_bytes, step_failure
+
+    postgres.execute(
+        "DROP TABLE IF EXISTS logged_orders",
+        "CREATE TABLE logged_orders AS SELECT i AS id, timestamptz '2026-10-02 00:00+00' + "
+        "i * interval '1 minute' AS created_at FROM generate_series(1, 50) AS i",
+    )
+    monkeypatch.setenv("APP_DB_URL", postgres.url())
+    session_token = "FwoGZXIvYXdzEXAMPLE-session-token-value"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3-Secret-Key-9f8e7d")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", session_token)
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Capture(logging.DEBUG)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        sql = sql_spec(
+            "orders", {"table": "logged_orders", "time_column": "created_at"},
+            {"id": {"dtype": "int64"}, "created_at": {"dtype": "timestamp"}},
+        )  # fmt: skip
+        assert run(sql, "2026-10-02", data_dir).success
+        monkeypatch.setenv("APP_DB_URL", postgres.url(password="wrong-Password-123"))
+        assert "refused the login" in step_failure(run(sql, "2026-10-02", data_dir))
+
+        client = boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1")
+        client.put_object(
+            Bucket=bucket, Key="dt=2026-10-02/a.csv", Body=csv_bytes(order_rows("2026-10-02", 5))
+        )
+        for location, expected in ((f"s3://{bucket}", None), (f"s3://{bucket}-x", "NoSuchBucket")):
+            result = dg.materialize(
+                [dataset_asset(orders_spec(location), origin="test")],
+                partition_key="2026-10-02",
+                resources={
+                    "duckdb": DuckDBResource(database=str(data_dir / "warehouse.duckdb")),
+                    "s3": S3Resource(  # temporary credentials: the token goes in a header
+                        endpoint_url=s3_env,
+                        region_name="us-east-1",
+                        aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
+                        aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+                        aws_session_token=dg.EnvVar("AWS_SESSION_TOKEN"),
+                    ),
+                },
+                raise_on_error=False,
+            )
+            assert result.success if expected is None else expected in step_failure(result)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    text = "\n".join(lines)
+    assert "X-Amz-Security-Token" in text, "botocore logs request headers at DEBUG"
+    for secret in (PG_PASSWORD, "wrong-Password-123", "s3-Secret-Key-9f8e7d", session_token):
+        assert secret not in text
