@@ -389,8 +389,8 @@ def _load(
     masking = masking_outcome(declared, spec.quality)
     volume = spec.quality.volume
     history = (
-        warehouse.load_history(spec.name, reports[0].window.start, volume.trailing if volume else 1)
-        if warehouse is not None
+        warehouse.load_history(spec.name, reports[0].window.start, volume.trailing)
+        if warehouse is not None and volume is not None
         else []
     )
     # One in-memory DuckDB for the queries over staged files (uniqueness, dedup, checksum). Its

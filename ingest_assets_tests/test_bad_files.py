@@ -85,8 +85,8 @@ def _deep(levels: int, key: bytes = b"x") -> bytes:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (_deep(5_000), "line 1 is not valid JSON (depth limit exceeded"),
-        (_deep(30_000), "line 1 is not valid JSON (depth limit exceeded"),
+        (_deep(5_000), "line 1 is not valid JSON (depth limit exceeded at column"),
+        (_deep(30_000), "line 1 is not valid JSON (depth limit exceeded at column"),
         (_deep(600, b"n"), "line 1 nests values more than 200 levels deep"),
         (b'null\n{"id":"a","n":1}\n', "line 1 is a JSON null, not an object"),
         (b'{"id":"a","n":1}\n5\n', "line 2 is a JSON number, not an object"),

@@ -189,28 +189,37 @@ def test_every_object_version_requests_exactly_one_run_of_its_partition(
     assert len(ticker.cursor or "") < 1_000
 
 
-def test_one_tick_over_100000_keys_stays_bounded_and_the_next_tick_continues(
-    s3_env: str, bucket: str
+class _Clock:
+    """A monotonic clock that moves 1 ms at every reading: a tick's 8 s budget is spent after
+    8,000 keys however fast or slow the machine lists them."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 0.001
+        return self.now
+
+
+def test_one_tick_over_100000_keys_stops_at_its_budget_and_the_next_tick_continues(
+    s3_env: str, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The sensor itself, with the default tick budget, over 100,000 keys."""
+    """The sensor itself, with the default tick budget (8 s), over 100,000 keys."""
+    from ingest_assets.sources import landing
+
     _seed(bucket, [f"orders/dt={DAYS[i % 30]}/part-{i:06d}.csv" for i in range(100_000)])
     sensor = Sensor(_spec(f"s3://{bucket}/orders", settle_seconds=0), _s3_resources(s3_env))
+    monkeypatch.setattr(landing, "time", _Clock())
 
-    def tick(cursor: str | None) -> tuple[float, Any]:
-        started = time.monotonic()
-        result = sensor.tick(cursor)
-        return time.monotonic() - started, result
-
-    seconds, first = tick(None)
-    assert seconds < 10
+    first = sensor.tick(None)
     state = LandingCursor.loads(first.cursor, now=0)
-    assert state.after, "the listing did not finish in one tick; it continues from here"
+    assert state.after, "the tick stopped at its budget; the listing continues from here"
     requested = sum(int(r.tags["ingest/new_objects"]) for r in first.run_requests)
     listed = len([k for k in _all_keys(bucket) if k <= f"orders/{state.after}"])
-    assert requested == listed > 1_000, "every key listed in the tick was requested"
+    assert requested == listed, "every key listed in the tick was requested"
+    assert 7_000 < listed < 8_000, "8 s of budget at 1 ms a reading"
 
-    seconds, second = tick(first.cursor)
-    assert seconds < 10
+    second = sensor.tick(first.cursor)
     assert LandingCursor.loads(second.cursor, now=0).after > state.after
     first_partitions = {r.partition_key for r in first.run_requests}
     second_partitions = {r.partition_key for r in second.run_requests}

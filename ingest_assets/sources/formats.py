@@ -407,7 +407,8 @@ def _json_line(line: bytes, line_number: int, where: str, as_bytes: bool) -> dic
             record = _lenient_json(line, line_number, where)
         else:
             raise ParseError(
-                f"{where}: line {line_number} is not valid JSON ({exc}): {line[:200]!r}",
+                f"{where}: line {line_number} is not valid JSON ({exc.msg} at column "
+                f"{exc.pos + 1}): {line[:200]!r}",
                 fix="Repair or remove that line, then rerun.",
             ) from None
     if not isinstance(record, dict):
