@@ -84,8 +84,9 @@ class _GuardedLines(io.RawIOBase):
             raise _NotPlain()
         self._line_start = bool(raw[-1] == 0x0A)
         # Nesting depth within each line: brackets step it up and down, a newline resets it.
-        opens = (raw == 0x7B) | (raw == 0x5B)
-        closes = (raw == 0x7D) | (raw == 0x5D)
+        folded = raw & 0xDF  # '{' and '[' fold to 0x5B, '}' and ']' to 0x5D
+        opens = folded == 0x5B
+        closes = folded == 0x5D
         newlines = raw == 0x0A
         events = numpy.flatnonzero(opens | closes | newlines)
         if not len(events):
