@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from moto.server import ThreadedMotoServer
 
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.spec import DatasetSpec
+from ingest_assets_tests.api_server import ApiState, api_server, make_records
 from ingest_assets_tests.postgres import Postgres, postgres_server
 
 ORDER_COLUMNS = {
@@ -182,3 +184,24 @@ def postgres() -> Iterator[Postgres]:
     """A real PostgreSQL server on a free loopback port, for the whole session."""
     with postgres_server(free_port(), PG_PASSWORD) as server:
         yield server
+
+
+#: The day the REST tests load, and how many records the test API holds for each day.
+REST_DAY = "2026-10-02"
+REST_PER_DAY = 130
+
+
+@contextmanager
+def records_api() -> Iterator[tuple[str, ApiState]]:
+    """A local test API holding orders of three days around ``REST_DAY``."""
+    with api_server(free_port()) as (base, state):
+        for day in ("2026-10-01", REST_DAY, "2026-10-03"):
+            state.records += make_records(day, REST_PER_DAY)
+        yield base, state
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[str, ApiState]]:
+    """The REST tests' API server."""
+    with records_api() as served:
+        yield served

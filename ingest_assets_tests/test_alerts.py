@@ -4,7 +4,7 @@ dagster-slack."""
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -168,6 +168,24 @@ def test_retries_do_not_multiply_alerts(receiver: Receiver, tmp_path: Path) -> N
     assert "answered HTTP 500" in receiver.calls[0][1]["error"]
 
 
+def _ticker(
+    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, notifier: Notifier
+) -> Callable[[datetime, str | None], str | None]:
+    """Evaluate the sensor at a moment with a cursor, as the daemon would; the new cursor."""
+
+    def tick(moment: datetime, cursor: str | None) -> str | None:
+        with (
+            dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources={"notifier": notifier}
+            ) as context,
+            freeze_time(moment, tick=True),
+        ):
+            sensor.evaluate_tick(context)
+            return context.cursor
+
+    return tick
+
+
 def test_a_missed_sla_alerts_once_per_partition(receiver: Receiver) -> None:
     spec = orders_spec(
         "landing/orders",
@@ -180,18 +198,7 @@ def test_a_missed_sla_alerts_once_per_partition(receiver: Receiver) -> None:
         instance.report_runless_asset_event(
             dg.AssetMaterialization(asset_key="orders", partition="2026-11-19")
         )
-    resources = {"notifier": Notifier(webhook_url=receiver.url)}
-
-    def tick(moment: datetime, cursor: str | None) -> str | None:
-        with (
-            dg.build_sensor_context(
-                instance=instance, cursor=cursor, resources=resources
-            ) as context,
-            freeze_time(moment, tick=True),
-        ):
-            sensor.evaluate_tick(context)
-            return context.cursor
-
+    tick = _ticker(sensor, instance, Notifier(webhook_url=receiver.url))
     cursor = tick(datetime(2026, 11, 21, 1, 30, tzinfo=UTC), None)  # not due yet
     assert receiver.calls == []
     cursor = tick(datetime(2026, 11, 21, 2, 30, tzinfo=UTC), cursor)
@@ -216,17 +223,7 @@ def test_an_sla_sensor_that_starts_late_alerts_every_missed_partition_once(
         instance.report_runless_asset_event(
             dg.AssetMaterialization(asset_key="orders", partition=day)
         )
-    resources = {"notifier": Notifier(webhook_url=receiver.url)}
-
-    def tick(moment: datetime, cursor: str | None) -> str | None:
-        with (
-            dg.build_sensor_context(
-                instance=instance, cursor=cursor, resources=resources
-            ) as context,
-            freeze_time(moment, tick=True),
-        ):
-            sensor.evaluate_tick(context)
-            return context.cursor
+    tick = _ticker(sensor, instance, Notifier(webhook_url=receiver.url))
 
     # Days 26, 27 and 28 never landed; the sensor's first tick is on the 29th at 03:00.
     cursor = tick(datetime(2026, 11, 29, 3, 0, tzinfo=UTC), None)

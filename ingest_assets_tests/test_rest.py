@@ -19,8 +19,14 @@ from ingest_assets.sources.base import Chunk
 from ingest_assets.sources.rest import RestReader, flatten, parse_retry_after
 from ingest_assets.spec import DatasetSpec, RestSource
 from ingest_assets.windows import Window
-from ingest_assets_tests.api_server import ApiState, api_server, make_records
-from ingest_assets_tests.conftest import check_named, free_port, query, step_failure
+from ingest_assets_tests.api_server import ApiState, make_records
+from ingest_assets_tests.conftest import (
+    REST_DAY,
+    REST_PER_DAY,
+    check_named,
+    query,
+    step_failure,
+)
 
 COLUMNS = {
     "id": {"dtype": "string", "nullable": False, "unique": True},
@@ -29,16 +35,8 @@ COLUMNS = {
     "created_at": {"dtype": "timestamp", "nullable": False},
     "customer": {"dtype": "string"},
 }
-DAY = "2026-10-02"
-PER_DAY = 130
-
-
-@pytest.fixture
-def api() -> Iterator[tuple[str, ApiState]]:
-    with api_server(free_port()) as (base, state):
-        for day in ("2026-10-01", DAY, "2026-10-03"):
-            state.records += make_records(day, PER_DAY)
-        yield base, state
+DAY = REST_DAY
+PER_DAY = REST_PER_DAY
 
 
 def rest_spec(

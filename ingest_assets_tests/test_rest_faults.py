@@ -13,28 +13,18 @@ import pytest
 from ingest_assets.errors import SourceError
 from ingest_assets.sources.rest import RestReader
 from ingest_assets.spec import DatasetSpec
-from ingest_assets_tests.api_server import ApiState, api_server, make_records
-from ingest_assets_tests.conftest import free_port, query, step_failure
+from ingest_assets_tests.api_server import ApiState, make_records
+from ingest_assets_tests.conftest import query, records_api, step_failure
 from ingest_assets_tests.test_rest import DAY, EXPECTED, PER_DAY, load, loaded_ids, rest_spec
 
 SECRET = "s3cr3t-token-value"
 
 
 @pytest.fixture
-def api() -> Iterator[tuple[str, ApiState]]:
-    with api_server(free_port()) as (base, state):
-        for day in ("2026-10-01", DAY, "2026-10-03"):
-            state.records += make_records(day, PER_DAY)
-        yield base, state
-
-
-@pytest.fixture
 def other() -> Iterator[tuple[str, ApiState]]:
     """A second server: another origin that next links may point at."""
-    with api_server(free_port()) as (base, state):
-        for day in ("2026-10-01", DAY, "2026-10-03"):
-            state.records += make_records(day, PER_DAY)
-        yield base, state
+    with records_api() as served:
+        yield served
 
 
 @pytest.mark.parametrize(
