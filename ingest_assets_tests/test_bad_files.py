@@ -201,3 +201,8 @@ def test_ndjson_null_markers_count_as_null_like_csv(tmp_path: Path) -> None:
 def test_gzip_ndjson_with_a_bad_line_names_it(tmp_path: Path) -> None:
     outcome = _load(tmp_path, gzip.compress(b'{"id":"a","n":1}\nnull\n'), "ndjson.gz")
     assert isinstance(outcome, ParseError) and "line 2 is a JSON null" in str(outcome)
+
+
+def test_ndjson_with_a_utf8_byte_order_mark_loads(tmp_path: Path) -> None:
+    report = _load(tmp_path, b'\xef\xbb\xbf{"id":"a","n":1}\n{"id":"b","n":2}\n', "ndjson")
+    assert report.rows_written == 2

@@ -381,6 +381,8 @@ def _read_ndjson_as_text(
         record_number = 0
         lines = io.BufferedReader(_Peeked(b"", _input(raw, compressed)), 2**20)
         for line_number, line in enumerate(lines, start=1):
+            if line_number == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
             if not line.strip():
                 continue
             record_number += 1
