@@ -430,34 +430,51 @@ def _load(
                 )
         if warehouse is None:
             return
-        release_unused()  # what reading held goes back before DuckDB allocates for the write
-        write_started = time.perf_counter()
-        write_cpu_started = time.process_time()
-        audits = [
-            report.audit(run_id=run_id, partition=key, started_at=started_at)
-            for key, report in zip(keys, reports, strict=True)
-        ]
+        _write(spec, reports, stages, warehouse, run_id=run_id, keys=keys,
+               started_at=started_at, peak=peak, log=log)  # fmt: skip
 
-        def measure() -> None:
-            """The write's CPU time (shared out) and the peak so far, once the rows are in."""
-            share = (time.process_time() - write_cpu_started) / len(reports)
-            peak_now = peak.read()
-            for report, audit in zip(reports, audits, strict=True):
-                audit.cpu_seconds = round(report.cpu_seconds + share, 3)
-                audit.peak_rss_bytes = peak_now
 
-        written = warehouse.write_windows(
-            spec.destination,
-            [
-                WindowWrite(report.window, stage.files, stage.rejected_files, audit)
-                for report, stage, audit in zip(reports, stages, audits, strict=True)
-            ],
-            load=spec.load,
-            run_id=run_id,
-            dataset=spec.name,
-            before_audit=measure,
-        )
-        write_seconds = time.perf_counter() - write_started
+def _write(
+    spec: DatasetSpec,
+    reports: list[LoadReport],
+    stages: list[Stage],
+    warehouse: DuckDBWarehouse,
+    *,
+    run_id: str,
+    keys: list[str],
+    started_at: datetime,
+    peak: PeakMemory,
+    log: logging.Logger,
+) -> None:
+    """Write every window's staged rows in one transaction, with audit rows that count it."""
+    release_unused()  # what reading held goes back before DuckDB allocates for the write
+    write_started = time.perf_counter()
+    write_cpu_started = time.process_time()
+    audits = [
+        report.audit(run_id=run_id, partition=key, started_at=started_at)
+        for key, report in zip(keys, reports, strict=True)
+    ]
+
+    def measure() -> None:
+        """The write's CPU time (shared out) and the peak so far, once the rows are in."""
+        share = (time.process_time() - write_cpu_started) / len(reports)
+        peak_now = peak.read()
+        for report, audit in zip(reports, audits, strict=True):
+            audit.cpu_seconds = round(report.cpu_seconds + share, 3)
+            audit.peak_rss_bytes = peak_now
+
+    written = warehouse.write_windows(
+        spec.destination,
+        [
+            WindowWrite(report.window, stage.files, stage.rejected_files, audit)
+            for report, stage, audit in zip(reports, stages, audits, strict=True)
+        ],
+        load=spec.load,
+        run_id=run_id,
+        dataset=spec.name,
+        before_audit=measure,
+    )
+    write_seconds = time.perf_counter() - write_started
     for report, audit, rows in zip(reports, audits, written, strict=True):
         report.rows_written = rows
         report.timings["write"] = write_seconds / len(reports)

@@ -225,13 +225,13 @@ def _whole(values: pd.Series, numbers: pd.Series, bits: int) -> pd.Series:
     small = whole & (floats.abs() < 2.0**53) & (floats <= float(high))
     result = floats.where(small).astype("Float64").astype("Int64")
     big = whole & ~small & (floats <= 2.0**63)
-    for index in big[big].index:
+    for position in numpy.flatnonzero(big.to_numpy(dtype=bool)).tolist():
         try:
-            exact = int(str(values[index]).strip())
+            exact = int(str(values.iloc[position]).strip())
         except ValueError:  # e.g. '1e18': the float's value is the value
-            exact = int(floats[index])
+            exact = int(float(floats.iloc[position]))
         if low <= exact <= high:
-            result[index] = exact
+            result.iloc[position] = exact
     return result.astype(dtype)
 
 

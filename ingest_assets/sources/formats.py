@@ -17,7 +17,7 @@ from typing import IO, Any
 import numpy
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
@@ -31,6 +31,8 @@ BLOCK_BYTES = 4 * 2**20
 #: Rows per batch read from Parquet.
 PARQUET_BATCH_ROWS = 65_536
 _TEXT_ROWS_PER_BATCH = 10_000
+#: Arrow's compute functions (generated when the module loads, so unknown to type checkers).
+pc: Any = pyarrow.compute
 #: How deep JSON values may nest. Deeper values are refused with the line that holds them (the
 #: Arrow parser would overflow its stack; orjson refuses 1,024 levels and writes 254).
 MAX_JSON_DEPTH = 200

@@ -7,6 +7,7 @@ sensor's cursor remembers which partitions it already reported.
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -95,9 +96,8 @@ def sla_alert_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
     def _sla(context: dg.SensorEvaluationContext, notifier: Notifier) -> dg.SkipReason:
         # The cursor: the close time up to which partitions were judged for good, and the
         # partitions already reported (a list alone in cursors of earlier versions).
-        state = json.loads(context.cursor) if context.cursor else {}
-        if isinstance(state, list):
-            state = {"reported": state}
+        loaded = json.loads(context.cursor) if context.cursor else {}
+        state: dict[str, Any] = {"reported": loaded} if isinstance(loaded, list) else loaded
         reported: list[str] = state.get("reported", [])
         after = datetime.fromisoformat(state["after"]) if state.get("after") else None
         now = datetime.now(UTC)
