@@ -15,9 +15,9 @@ import pyarrow as pa
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from ingest_assets.components.assets import dataset_asset
+from ingest_assets.components.assets import dataset_asset, schema_result
 from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
-from ingest_assets.engine import load_window
+from ingest_assets.engine import LoadReport, load_window
 from ingest_assets.quality.checks import (
     drift_outcome,
     key_outcome,
@@ -29,6 +29,7 @@ from ingest_assets.quality.masking import REDACTED, mask_values
 from ingest_assets.quality.schema import (
     BatchValidator,
     DriftReport,
+    Failure,
     ValidationSummary,
     _parsed_stamps,  # pyright: ignore[reportPrivateUsage]
     coerce_column,
@@ -238,6 +239,38 @@ def whole_cents(values: pd.Series) -> pd.Series:
 def total_is_amount_times_quantity(frame: pd.DataFrame) -> pd.Series:
     """A custom frame rule by reference: the row's total is amount x quantity."""
     return (frame["total"] - frame["amount"] * frame["quantity"]).abs() < 0.005
+
+
+def test_a_frame_rule_counts_every_row_it_breaks_beside_a_value_that_does_not_convert() -> None:
+    schema = SchemaSpec.model_validate(
+        {"columns": {c: {"dtype": "float64"} for c in ("amount", "quantity", "total")}}
+    )
+    quality = QualitySpec(custom=[f"{__name__}:total_is_amount_times_quantity"])
+    totals = [str(i * 2 + 1) for i in range(14)] + ["2", "not a number"]  # 14 wrong, 1 right
+    batch = pa.record_batch({"amount": ["1"] * 16, "quantity": ["2"] * 16, "total": totals})
+    summary = ValidationSummary()
+    BatchValidator(schema, quality).validate(
+        batch, origins=Origins.single("f", batch.num_rows), summary=summary
+    )
+    assert dict(summary.counts) == {
+        ("<table>", "total_is_amount_times_quantity"): 14,
+        ("total", "coerce_dtype('float64')"): 1,
+    }
+    assert summary.rows_failed == 15
+
+
+def test_failures_by_rule_counts_rows_quarantined_by_warn_rules() -> None:
+    spec = orders_spec("landing")
+    day = Window(datetime(2026, 10, 2, tzinfo=UTC), datetime(2026, 10, 3, tzinfo=UTC))
+    report = LoadReport(spec.name, day, "raw.orders")
+    report.validation.add(Failure("email", "str_matches", "x", "f", 3, "warn"), 2)
+    report.validation.rows_rejected = 2
+    report.rows_read = 100
+    report.checks["schema"] = schema_outcome(report.validation, 100, spec.quality, "q")
+    metadata = schema_result(spec, report).metadata
+    assert metadata["failures_by_rule"].value == {"email: str_matches": 2}
+    assert metadata["failures_by_column"].value == {"email": 2}
+    assert metadata["rejections_by_rule"].value == {"email: str_matches": 2}
 
 
 def test_custom_pandera_checks_by_reference_with_their_severity() -> None:
