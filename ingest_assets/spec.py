@@ -430,7 +430,10 @@ class SchemaSpec(_Strict):
     @classmethod
     def _model(cls, value: str | None) -> str | None:
         if value is not None:
-            load_model(value)
+            for name in load_model(value).to_schema().columns:
+                _check_identifier(str(name), f"{value}: column name")
+                if str(name).startswith("_ingest_"):
+                    raise ValueError(f"{value}: column {name!r}: the prefix _ingest_ is reserved")
         return value
 
     @model_validator(mode="after")

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pandera.pandas as pandera
 import pytest
+from pandera.typing import Series
 from pydantic import ValidationError
 
 from ingest_assets import definitions
@@ -171,11 +173,21 @@ def test_dg_check_defs_refuses_datasets_that_share_a_table(
     assert "defs/demo/landing/defs.yaml:32" in output, output[-2000:]
 
 
+class ReservedModel(pandera.DataFrameModel):
+    """A model whose column is named like one the load adds."""
+
+    window: Series[str] = pandera.Field(alias="_ingest_window_start")
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
         ({"name": "Orders-2"}, "use lowercase letters, digits and underscores"),
         ({"destination": {"table": "raw.orders\n"}}, "is not a plain identifier"),
+        (
+            {"schema": {"model": "ingest_assets_tests.test_spec:ReservedModel"}},
+            "column '_ingest_window_start': the prefix _ingest_ is reserved",
+        ),
         ({"schema": {"columns": {"a\nb": {"dtype": "string"}}}}, "is not a plain identifier"),
         (
             {"source": {"location": "../outside", "key_template": "{date}.csv"}},
