@@ -84,23 +84,24 @@ def loaded_ids(data_dir: Path) -> list[str]:
 EXPECTED = sorted(r["id"] for r in make_records(DAY, PER_DAY))
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "paginator", "records_path"),
-    [
-        ("/v1/all", {"type": "none"}, "data"),
-        ("/v1/page", {"type": "page_number", "total_path": "meta.total"}, "data"),
-        ("/v1/page", {"type": "page_number"}, "data"),
-        ("/v1/offset", {"type": "offset", "limit": 50, "total_path": "total"}, "items"),
-        ("/v1/offset", {"type": "offset", "limit": 50}, "items"),
-        (
-            "/v1/cursor",
-            {"type": "cursor", "cursor_path": "next_cursor", "cursor_param": "cursor"},
-            "data",
-        ),
-        ("/v1/next", {"type": "next_url", "next_url_path": "links.next"}, "data"),
-        ("/v1/link", {"type": "link_header"}, "data"),
-    ],
-)
+#: Every paginator over the test API: endpoint, paginator, records_path.
+PAGINATORS: list[tuple[str, dict[str, Any], str]] = [
+    ("/v1/all", {"type": "none"}, "data"),
+    ("/v1/page", {"type": "page_number", "total_path": "meta.total"}, "data"),
+    ("/v1/page", {"type": "page_number"}, "data"),
+    ("/v1/offset", {"type": "offset", "limit": 50, "total_path": "total"}, "items"),
+    ("/v1/offset", {"type": "offset", "limit": 50}, "items"),
+    (
+        "/v1/cursor",
+        {"type": "cursor", "cursor_path": "next_cursor", "cursor_param": "cursor"},
+        "data",
+    ),
+    ("/v1/next", {"type": "next_url", "next_url_path": "links.next"}, "data"),
+    ("/v1/link", {"type": "link_header"}, "data"),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "paginator", "records_path"), PAGINATORS)
 def test_each_paginator_loads_exactly_the_window(
     api: tuple[str, ApiState],
     data_dir: Path,

@@ -15,7 +15,15 @@ from ingest_assets.sources.rest import RestReader
 from ingest_assets.spec import DatasetSpec
 from ingest_assets_tests.api_server import ApiState, make_records
 from ingest_assets_tests.conftest import query, records_api, step_failure
-from ingest_assets_tests.test_rest import DAY, EXPECTED, PER_DAY, load, loaded_ids, rest_spec
+from ingest_assets_tests.test_rest import (
+    DAY,
+    EXPECTED,
+    PAGINATORS,
+    PER_DAY,
+    load,
+    loaded_ids,
+    rest_spec,
+)
 
 SECRET = "s3cr3t-token-value"
 
@@ -232,19 +240,7 @@ def test_no_secret_reaches_any_log_at_debug(
         assert secret not in text
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "paginator", "records_path"),
-    [
-        ("/v1/all", {"type": "none"}, "data"),
-        ("/v1/page", {"type": "page_number", "total_path": "meta.total"}, "data"),
-        ("/v1/page", {"type": "page_number"}, "data"),
-        ("/v1/offset", {"type": "offset", "limit": 50, "total_path": "total"}, "items"),
-        ("/v1/offset", {"type": "offset", "limit": 50}, "items"),
-        ("/v1/cursor", {"type": "cursor"}, "data"),
-        ("/v1/next", {"type": "next_url", "next_url_path": "links.next"}, "data"),
-        ("/v1/link", {"type": "link_header"}, "data"),
-    ],
-)
+@pytest.mark.parametrize(("endpoint", "paginator", "records_path"), PAGINATORS)
 def test_every_paginator_is_exact_under_30_percent_faults_with_cut_bodies_and_resets(
     api: tuple[str, ApiState], data_dir: Path, endpoint: str, paginator: dict[str, Any],
     records_path: str,
