@@ -159,7 +159,7 @@ def _read_text(
             # Typed first; from the failing batch on as text, or as bytes where the text is not
             # UTF-8, so that validation reports each value that does not convert.
             kind = pa.binary() if failed.args[:1] == ("utf8",) else pa.string()
-            if types and all(t == kind or t == pa.binary() for t in types.values()):
+            if not types or all(t == kind or t == pa.binary() for t in types.values()):
                 place = failed.args[1] if len(failed.args) > 1 else f"after row {emitted}"
                 raise ParseError(
                     f"{where}: a column that is not declared holds text that is not "
