@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import IO, Any
@@ -37,6 +38,7 @@ pc: Any = pyarrow.compute
 #: Arrow parser would overflow its stack; orjson refuses 1,024 levels and writes 254).
 MAX_JSON_DEPTH = 200
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_RAGGED = re.compile(r"Row #(\d+): Expected (\d+) columns, got (\d+): (.*)", re.DOTALL)
 
 Opener = Callable[[bool], AbstractContextManager[IO[bytes]]]
 
@@ -239,12 +241,6 @@ def _read_csv(
     where: str,
     skip: int,
 ) -> Iterator[pa.RecordBatch]:
-    bad_rows: list[Any] = []
-
-    def on_invalid_row(row: Any) -> str:
-        bad_rows.append(row)
-        return "error"
-
     read_options = pa_csv.ReadOptions(
         block_size=BLOCK_BYTES,
         skip_rows=options.skip_rows,
@@ -252,11 +248,7 @@ def _read_csv(
         use_threads=False,
         encoding=options.encoding,
     )
-    parse_options = pa_csv.ParseOptions(
-        delimiter=options.delimiter,
-        quote_char=options.quote_char,
-        invalid_row_handler=on_invalid_row,
-    )
+    parse_options = pa_csv.ParseOptions(delimiter=options.delimiter, quote_char=options.quote_char)
     convert_options = pa_csv.ConvertOptions(
         column_types=types,
         null_values=options.null_values,
@@ -275,19 +267,18 @@ def _read_csv(
         except (pa.ArrowInvalid, OSError, EOFError, UnicodeError) as exc:
             if isinstance(exc, BotoCoreError):
                 raise  # a network fault while streaming, not a parse error
-            _csv_failure(exc, bad_rows, skip, options, where)
+            _csv_failure(exc, skip, options, where)
 
 
-def _csv_failure(
-    exc: Exception, bad_rows: list[Any], skip: int, options: CsvOptions, where: str
-) -> None:
+def _csv_failure(exc: Exception, skip: int, options: CsvOptions, where: str) -> None:
     """Explain why a CSV object did not parse (or ask for a typed-as-text read again)."""
-    if bad_rows:
-        row = bad_rows[0]
-        line = f"line {row.number}" if row.number else "a line"
+    # Read on one thread, Arrow numbers the line of a row with the wrong number of fields.
+    ragged = _RAGGED.search(str(exc))
+    if ragged:
+        line, expected, actual, text = ragged.groups()
         raise ParseError(
-            f"{where}: {line} has {row.actual_columns} fields where the header has "
-            f"{row.expected_columns}: {row.text[:200]!r}",
+            f"{where}: line {line} has {actual} fields where the header has {expected}: "
+            f"{text[:200]!r}",
             fix="Repair or remove that line (check delimiters and quoting), then rerun.",
         ) from None
     if isinstance(exc, UnicodeError):
