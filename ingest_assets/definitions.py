@@ -19,9 +19,10 @@ def defs() -> dg.Definitions:
     here, naming both files and lines. Runs execute in process (one process per run, steps in
     it).
     """
-    load_declared()
+    datasets = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    load_declared()  # each file is valid on its own (Dagster reports it); now across files
     return dg.Definitions.merge(
-        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        datasets,
         dg.Definitions(
             resources=resources(), sensors=[run_failure_alerts], executor=dg.in_process_executor
         ),
