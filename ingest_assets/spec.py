@@ -31,6 +31,8 @@ Cadence = Literal["hourly", "daily", "weekly", "monthly"]
 DType = Literal["string", "int32", "int64", "float32", "float64", "boolean", "date", "timestamp"]
 FileFormat = Literal["csv", "ndjson", "parquet"]
 
+#: The prefix of the columns a load adds to each row: no declared or loaded column may use it.
+RESERVED_PREFIX = "_ingest_"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _OWNER = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 
@@ -422,7 +424,7 @@ class SchemaSpec(_Strict):
                 raise ValueError("declare at least one column")
             for name in value:
                 _check_identifier(name, "column name")
-                if name.startswith("_ingest_"):
+                if name.startswith(RESERVED_PREFIX):
                     raise ValueError(f"column name {name!r}: the prefix _ingest_ is reserved")
         return value
 
@@ -432,7 +434,7 @@ class SchemaSpec(_Strict):
         if value is not None:
             for name in load_model(value).to_schema().columns:
                 _check_identifier(str(name), f"{value}: column name")
-                if str(name).startswith("_ingest_"):
+                if str(name).startswith(RESERVED_PREFIX):
                     raise ValueError(f"{value}: column {name!r}: the prefix _ingest_ is reserved")
         return value
 

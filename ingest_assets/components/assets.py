@@ -183,14 +183,11 @@ def check_results(
 def schema_result(spec: DatasetSpec, report: LoadReport) -> dg.AssetCheckResult:
     """The schema check's result: counts per column and rule, and a sample of offending values."""
     summary = report.validation
-    every = summary.counts + summary.warn_counts  # failures of error and warn rules alike
-    by_column: dict[str, int] = {}
-    for (column, _), count in every.items():
-        by_column[column] = by_column.get(column, 0) + count
+    # Failures of error and warn rules alike; rejections_by_rule below has the warn ones alone.
     metadata: dict[str, Any] = {
-        "failures_by_column": dg.MetadataValue.json(dict(sorted(by_column.items()))),
+        "failures_by_column": dg.MetadataValue.json(summary.per_column(None)),
         "failures_by_rule": dg.MetadataValue.json(
-            {f"{column}: {check}": n for (column, check), n in every.most_common()}
+            {f"{column}: {check}": n for (column, check), n in summary.by_rule(None).most_common()}
         ),
     }
     if summary.rows_rejected:

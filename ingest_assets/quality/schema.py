@@ -24,6 +24,7 @@ from pandera.errors import SchemaError, SchemaErrors
 from ingest_assets.quality.masking import mask_values
 from ingest_assets.sources.base import Origins
 from ingest_assets.spec import (
+    RESERVED_PREFIX,
     ColumnChecks,
     Mask,
     QualitySpec,
@@ -33,8 +34,6 @@ from ingest_assets.spec import (
     load_model,
 )
 
-#: The prefix of the columns a load adds to each row; a source column with it is never loaded.
-RESERVED_PREFIX = "_ingest_"
 #: How many offending values a validation summary keeps as a sample.
 SAMPLE_SIZE = 20
 
@@ -358,17 +357,22 @@ class ValidationSummary:
         if len(self.sample) < SAMPLE_SIZE:
             self.sample.append(failure)
 
-    def per_column(self, severity: Severity = "error") -> dict[str, int]:
+    def by_rule(self, severity: Severity | None = "error") -> Counter[tuple[str, str]]:
+        """Failures per (column, rule) of one severity, or of both (``None``)."""
+        if severity is None:
+            return self.counts + self.warn_counts
+        return self.counts if severity == "error" else self.warn_counts
+
+    def per_column(self, severity: Severity | None = "error") -> dict[str, int]:
         """Failures per column (a row failing two rules of a column counts twice)."""
         totals: Counter[str] = Counter()
-        counts = self.counts if severity == "error" else self.warn_counts
-        for (column, _), count in counts.items():
+        for (column, _), count in self.by_rule(severity).items():
             totals[column] += count
         return dict(sorted(totals.items()))
 
     def describe(self, limit: int = 5, severity: Severity = "error") -> str:
         """A short human summary: the most frequent failures first."""
-        counts = self.counts if severity == "error" else self.warn_counts
+        counts = self.by_rule(severity)
         parts = [
             f"{column}: {count} x {check}" for (column, check), count in counts.most_common(limit)
         ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -397,47 +398,46 @@ def _json_line(line: bytes, line_number: int, where: str, as_bytes: bool) -> dic
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        if "utf-8" in str(exc).lower() and not as_bytes:
-            raise _ConversionFailed("utf8") from None
-        if "utf-8" in str(exc).lower():  # text that is not UTF-8: decode what can be decoded
-            record = _lenient_json(line, line_number, where)
-        else:
+        if "utf-8" not in str(exc).lower():
             raise ParseError(
                 f"{where}: line {line_number} is not valid JSON ({exc.msg} at column "
                 f"{exc.pos + 1}): {line[:200]!r}",
                 fix="Repair or remove that line, then rerun.",
             ) from None
+        if not as_bytes:
+            raise _ConversionFailed("utf8") from None
+        record = _lenient_json(line, line_number, where)
     if not isinstance(record, dict):
         raise ParseError(
-            f"{where}: line {line_number} is a JSON {_json_kind(record)}, not an object: "
+            f"{where}: line {line_number} is a JSON {json_kind(record)}, not an object: "
             f"{line[:200]!r}",
             fix="Each line must be one JSON object; repair or remove that line, then rerun.",
         )
     return record
 
 
-def _lenient_json(line: bytes, line_number: int, where: str) -> dict[str, Any]:
+def _lenient_json(line: bytes, line_number: int, where: str) -> Any:
     """A line with bytes that are not UTF-8: strings keep them as surrogate escapes."""
-    import json
-
     try:
-        record = json.loads(line.decode("utf-8", "surrogateescape"))
+        return json.loads(line.decode("utf-8", "surrogateescape"))
     except (ValueError, RecursionError) as exc:
         raise ParseError(
             f"{where}: line {line_number} is not valid JSON ({exc}): {line[:200]!r}",
             fix="Repair or remove that line, then rerun.",
         ) from None
-    if not isinstance(record, dict):
-        raise ParseError(
-            f"{where}: line {line_number} is a JSON {_json_kind(record)}, not an object",
-            fix="Each line must be one JSON object; repair or remove that line, then rerun.",
-        )
-    return record
 
 
-def _json_kind(value: Any) -> str:
-    return {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
-            list: "array"}.get(type(value), type(value).__name__)  # fmt: skip
+def json_kind(value: Any) -> str:
+    """A JSON value's type, as JSON names it (null, boolean, number, string, array, object)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
 
 
 def _as_text(value: Any, nulls: set[str], line_number: int, where: str) -> Any:
@@ -446,7 +446,11 @@ def _as_text(value: Any, nulls: set[str], line_number: int, where: str) -> Any:
     if isinstance(value, str):
         if value in nulls:
             return None
-        return value.encode("utf-8", "surrogateescape") if _has_surrogates(value) else value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that were not UTF-8, kept as surrogate escapes
+            return value.encode("utf-8", "surrogateescape")
+        return value
     if isinstance(value, dict | list):
         try:
             return orjson.dumps(value).decode()
@@ -458,14 +462,6 @@ def _as_text(value: Any, nulls: set[str], line_number: int, where: str) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _has_surrogates(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _text_batch(rows: list[dict[str, Any]], columns: list[str], as_bytes: bool) -> pa.RecordBatch:

@@ -37,6 +37,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from ingest_assets.errors import SourceError
 from ingest_assets.redaction import register_secret
 from ingest_assets.sources.base import Chunk, ReadPlan
+from ingest_assets.sources.formats import json_kind
 from ingest_assets.spec import PARAM_PLACEHOLDER, RestSource
 from ingest_assets.windows import Window
 
@@ -95,25 +96,12 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
-def _kind(value: Any) -> str:
-    """A JSON value's type, as JSON names it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _preview(body: Any) -> str:
     """The start of a body, for messages."""
     try:
         text = orjson.dumps(body).decode()
     except TypeError:
-        text = f"a JSON {_kind(body)} nested too deep to show"
+        text = f"a JSON {json_kind(body)} nested too deep to show"
     return text if len(text) <= 160 else text[:160] + "..."
 
 
@@ -412,12 +400,12 @@ class RestReader:
                 if not isinstance(record, Mapping):
                     raise SourceError(
                         f"Dataset '{self.dataset}': record {number} of {self._display(url)} is "
-                        f"a JSON {_kind(record)}, not an object. Nothing was written.",
+                        f"a JSON {json_kind(record)}, not an object. Nothing was written.",
                         fix="Point source.records_path at the list of record objects.",
                     )
             return records
         where = f"at records_path {path!r}" if path else "as its body"
-        found = "nothing" if records is None else f"a JSON {_kind(records)}"
+        found = "nothing" if records is None else f"a JSON {json_kind(records)}"
         raise SourceError(
             f"Dataset '{self.dataset}': {self._display(url)} answered {found} {where}, not a "
             f"list of records (the body was {self._redact(_preview(body))}). Nothing was "
@@ -553,7 +541,7 @@ class RestReader:
             body = self._token_body(auth.token_url)
             token = body.get("access_token") if isinstance(body, dict) else None
             if not isinstance(token, str) or not token:
-                keys = ", ".join(sorted(body)) if isinstance(body, dict) else _kind(body)
+                keys = ", ".join(sorted(body)) if isinstance(body, dict) else json_kind(body)
                 raise SourceError(
                     f"Dataset '{self.dataset}': the OAuth2 token endpoint {auth.token_url} "
                     f"answered without an access_token (it gave: {keys or 'an empty object'}).",
