@@ -179,9 +179,9 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
 
     from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
     from ingest_assets.engine import load_window, load_windows
-    from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
-    from ingest_assets.sources.rest import RestReader
-    from ingest_assets.sources.sql import SqlReader
+    from ingest_assets.sources.object_store.reader import LocalStore, ObjectStoreReader
+    from ingest_assets.sources.rest.reader import RestReader
+    from ingest_assets.sources.sql.reader import SqlReader
     from ingest_assets.spec import ObjectStoreSource, RestSource, SqlSource
     from ingest_assets.windows import Window
 

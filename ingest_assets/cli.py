@@ -52,23 +52,40 @@ def cli() -> None:
 
 
 @cli.command("new")
-@click.argument("kind", type=click.Choice(["object_store", "sql", "rest"]))
+@click.argument("kind")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Overwrite an existing defs.yaml.")
 @_common
 def new(kind: str, name: str, force: bool, defs: Path | None, debug: bool) -> None:
-    """Write a commented defs.yaml for a new dataset NAME read from a KIND source."""
+    """Write a commented defs.yaml for a new dataset NAME read from a KIND source.
+
+    KIND is a registered source kind: object_store, sql, rest, or a project's own.
+    """
+    import dagster as dg
+
+    from ingest_assets.components.scaffolder import IngestDatasetsScaffolder, ScaffoldParams
     from ingest_assets.onboarding import defs_root
+    from ingest_assets.sources.registry import SOURCE_KINDS
     from ingest_assets.spec import NAME_PATTERN
-    from ingest_assets.templates import write
 
     if not re.match(NAME_PATTERN, name):
         raise click.UsageError(
             f"'{name}' is not a dataset name: use lowercase letters, digits and underscores."
         )
+    if kind not in SOURCE_KINDS.kinds():
+        known = ", ".join(SOURCE_KINDS.kinds())
+        raise click.UsageError(f"'{kind}' is not a source kind; choose one of: {known}.")
     root = defs or defs_root()
+    path = root / name / "defs.yaml"
+    request = dg.ScaffoldRequest(
+        type_name="ingest_assets.components.IngestDatasets",
+        target_path=root / name,
+        scaffold_format="yaml",
+        project_root=None,
+        params=ScaffoldParams(kind=kind, name=name, force=force),
+    )
     try:
-        path = write(kind, name, root, force=force)  # type: ignore[arg-type]
+        IngestDatasetsScaffolder().scaffold(request)
     except FileExistsError:
         _err.print(f"{root / name / 'defs.yaml'} exists already; pass --force to overwrite it.")
         sys.exit(FAILED)
@@ -165,7 +182,7 @@ def list_datasets(as_json: bool, defs: Path | None, debug: bool) -> None:
 def seed_demo_command(until: Any, debug: bool) -> None:
     """Write the demo landing files (days already present are kept)."""
     from ingest_assets.demo import seed_demo
-    from ingest_assets.environment import data_dir
+    from ingest_assets.paths import data_dir
 
     root = data_dir()
     last: date | None = until.date() if until else None

@@ -10,28 +10,15 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ingest_assets.audit import AuditRecord
-from ingest_assets.destinations.duckdb import (
-    STAGED,
-    WINDOW_COLUMN,
-    DuckDBWarehouse,
-    WindowWrite,
-    quarantine_table,
-    quote,
-    staged_rows,
-)
+from ingest_assets.destinations.base import Destination, WindowWrite, quarantine_table
 from ingest_assets.errors import ConfigError, IngestError, ReadInterrupted, ValidationFailed
 from ingest_assets.memory import PeakMemory, release_unused
 from ingest_assets.quality.checks import (
@@ -42,7 +29,6 @@ from ingest_assets.quality.checks import (
     VOLUME,
     CheckOutcome,
     drift_outcome,
-    key_outcome,
     masking_outcome,
     schema_outcome,
     volume_outcome,
@@ -50,105 +36,29 @@ from ingest_assets.quality.checks import (
 from ingest_assets.quality.schema import (
     ARROW_TYPES,
     BatchValidator,
-    Failure,
-    Validated,
     ValidationSummary,
 )
-from ingest_assets.sources.base import Chunk, Origins, ReadPlan, SourceReader
+from ingest_assets.report import LoadReport
+from ingest_assets.sources.base import (
+    Chunk,
+    Origins,
+    RangeReads,
+    ReadPlan,
+    Sessions,
+    SourceReader,
+)
 from ingest_assets.spec import DatasetSpec
+from ingest_assets.staging import Stage
 from ingest_assets.windows import Window
 
-OBJECT_COLUMN = "_ingest_object"
 _log = logging.getLogger(__name__)
-
-
-@dataclass
-class LoadReport:
-    """What one load of one window did.
-
-    Attributes:
-        dataset: The dataset's name.
-        window: The window loaded.
-        table: The destination table as 'schema.table'.
-        objects: URIs of the objects read, in order.
-        bytes_read: Total size of those objects.
-        rows_read: Rows parsed from the objects.
-        rows_written: Rows inserted into the destination (0 when the load failed).
-        rows_deduplicated: Duplicate rows dropped by the dataset's dedup rule.
-        validation: Failures found, per column and rule, and the source's drift.
-        checks: The partition's quality checks, by name.
-        checksum: Order-independent checksum of the rows loaded (None when nothing loaded).
-        schema: Arrow schema of the loaded columns.
-        timings: Seconds spent per phase ('list', 'read_validate', 'unique', 'write').
-        cpu_seconds: CPU time of the load (user + system).
-        peak_rss_bytes: Peak resident memory of the process during the load.
-        load_id: The load's id in the audit table.
-    """
-
-    dataset: str
-    window: Window
-    table: str
-    objects: list[str] = field(default_factory=list)
-    bytes_read: int = 0
-    rows_read: int = 0
-    rows_written: int = 0
-    rows_deduplicated: int = 0
-    validation: ValidationSummary = field(default_factory=ValidationSummary)
-    checks: dict[str, CheckOutcome] = field(default_factory=dict)
-    checksum: str | None = None
-    schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
-    timings: dict[str, float] = field(default_factory=dict)
-    cpu_seconds: float = 0.0
-    peak_rss_bytes: int = 0
-    load_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    @property
-    def rows_rejected(self) -> int:
-        """Rows quarantined by warn rules."""
-        return self.validation.rows_rejected
-
-    @property
-    def duration_seconds(self) -> float:
-        """Wall time of all phases."""
-        return sum(self.timings.values())
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        """Time a phase of the load."""
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
-
-    def audit(self, *, run_id: str, partition: str, started_at: datetime) -> AuditRecord:
-        """The load's audit row as it stands (status success, not ended)."""
-        return AuditRecord(
-            load_id=self.load_id,
-            run_id=run_id,
-            dataset=self.dataset,
-            partition=partition,
-            window_start=self.window.start,
-            window_end=self.window.end,
-            table_name=self.table,
-            started_at=started_at,
-            rows_read=self.rows_read,
-            rows_written=self.rows_written,
-            rows_rejected=self.rows_rejected,
-            rows_deduplicated=self.rows_deduplicated,
-            objects_read=len(self.objects),
-            bytes_read=self.bytes_read,
-            checksum=self.checksum,
-            cpu_seconds=round(self.cpu_seconds, 3),
-            peak_rss_bytes=self.peak_rss_bytes,
-        )
 
 
 def load_window(
     spec: DatasetSpec,
     window: Window,
     reader: SourceReader,
-    warehouse: DuckDBWarehouse | None,
+    warehouse: Destination | None,
     *,
     run_id: str,
     partition: str | None = None,
@@ -198,7 +108,7 @@ def load_windows(
     spec: DatasetSpec,
     windows: list[Window],
     reader: SourceReader,
-    warehouse: DuckDBWarehouse | None,
+    warehouse: Destination | None,
     *,
     run_id: str,
     partitions: list[str] | None = None,
@@ -235,12 +145,12 @@ def load_windows(
     peak = PeakMemory()
     reports = [LoadReport(spec.name, window, spec.destination.table) for window in windows]
     # A source that can keep one connection for the whole run (SQL) does so.
-    session = getattr(reader, "session", None)
-    # A source that can read a whole range in one pass (SQL) does so, split into windows.
-    if len(windows) > 1 and hasattr(reader, "read_range"):
+    session = reader.session() if isinstance(reader, Sessions) else nullcontext()
+    # A source that can read a whole range in one pass (SQL, REST) does so, split into windows.
+    if len(windows) > 1 and isinstance(reader, RangeReads):
         reader = RangeReader(reader, windows)
     try:
-        with session() if session is not None else nullcontext():
+        with session:
             _load(
                 spec,
                 reports,
@@ -290,7 +200,7 @@ class RangeReader:
         windows: The range's windows, oldest first, each read once in that order.
     """
 
-    def __init__(self, reader: Any, windows: list[Window]) -> None:
+    def __init__(self, reader: RangeReads, windows: list[Window]) -> None:
         self._reader = reader
         self._windows = windows
         self._stream: Iterator[Chunk] | None = None
@@ -321,7 +231,7 @@ class RangeReader:
 
 
 def record_failure(
-    warehouse: DuckDBWarehouse,
+    warehouse: Destination,
     spec: DatasetSpec,
     window: Window,
     *,
@@ -346,7 +256,7 @@ def record_failure(
 
 
 def _audit_failure(
-    warehouse: DuckDBWarehouse,
+    warehouse: Destination,
     report: LoadReport,
     *,
     run_id: str,
@@ -368,7 +278,7 @@ def _load(
     spec: DatasetSpec,
     reports: list[LoadReport],
     reader: SourceReader,
-    warehouse: DuckDBWarehouse | None,
+    warehouse: Destination | None,
     *,
     run_id: str,
     salt: str | None,
@@ -438,7 +348,7 @@ def _write(
     spec: DatasetSpec,
     reports: list[LoadReport],
     stages: list[Stage],
-    warehouse: DuckDBWarehouse,
+    warehouse: Destination,
     *,
     run_id: str,
     keys: list[str],
@@ -649,153 +559,3 @@ def _fix(blocking: list[CheckOutcome]) -> str:
         "See the failed check's description, change the source or the dataset's defs.yaml, "
         "then rerun the partition."
     )
-
-
-class Stage:
-    """The window's validated rows and rejected rows, staged to local Parquet files.
-
-    A new file starts whenever the batches' columns change (new source columns under the
-    ``evolve`` drift policy); the destination combines the files by column name.
-
-    Args:
-        folder: Where the files go.
-        schema: The declared output columns (the first file always has them, even when empty).
-        rejected_schema: The quarantine rows' columns.
-        scratch: An in-memory DuckDB connection for the queries over the staged files.
-    """
-
-    def __init__(
-        self,
-        folder: Path,
-        schema: pa.Schema,
-        rejected_schema: pa.Schema,
-        scratch: duckdb.DuckDBPyConnection,
-    ) -> None:
-        self.folder = folder
-        self.scratch = scratch
-        self.schema = schema.append(pa.field(WINDOW_COLUMN, _WINDOW_TYPE)).append(
-            pa.field(OBJECT_COLUMN, pa.string())
-        )
-        self.rejected_schema = rejected_schema.append(pa.field(WINDOW_COLUMN, _WINDOW_TYPE))
-        self.files: list[Path] = []
-        self.rejected_files: list[Path] = []
-        self._writer: pq.ParquetWriter | None = None
-        self._rejected_writer: pq.ParquetWriter | None = None
-
-    def __enter__(self) -> Stage:
-        self._open(self.schema)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for writer in (self._writer, self._rejected_writer):
-            if writer is not None:
-                writer.close()
-
-    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
-        if self._writer is not None:
-            self._writer.close()
-        path = self.folder / f"part-{len(self.files):05d}.parquet"
-        self.files.append(path)
-        self._writer = pq.ParquetWriter(path, schema)
-        return self._writer
-
-    def write(self, validated: Validated, origins: Origins, period_start: datetime) -> None:
-        """Stage one validated batch: good rows, and rejected rows for the quarantine."""
-        period = pa.scalar(period_start, _WINDOW_TYPE)
-        good = validated.good
-        if good is not None and good.num_rows:
-            rows = good.num_rows
-            objects = origins.column(validated.kept)
-            batch = good.append_column(WINDOW_COLUMN, pa.repeat(period, rows)).append_column(
-                OBJECT_COLUMN, objects
-            )
-            writer = self._writer
-            if writer is None or not writer.schema.equals(batch.schema):
-                writer = self._open(batch.schema)
-            writer.write_batch(batch)
-        rejected = validated.rejected
-        if rejected is not None and rejected.num_rows:
-            if self._rejected_writer is None:
-                path = self.folder / "rejected.parquet"
-                self.rejected_files.append(path)
-                self._rejected_writer = pq.ParquetWriter(path, self.rejected_schema)
-            self._rejected_writer.write_batch(
-                rejected.append_column(WINDOW_COLUMN, pa.repeat(period, rejected.num_rows))
-            )
-
-    @property
-    def _files(self) -> list[str]:
-        return [str(file) for file in self.files]
-
-    def dedup(self, key: list[str], order_by: str | None) -> int:
-        """Keep one row per key: the highest ``order_by``, then the row read last.
-
-        Returns:
-            The number of rows dropped.
-        """
-        order = f"{quote(order_by)} DESC NULLS LAST, " if order_by else ""
-        path = self.folder / "deduplicated.parquet"
-        before = self.count()
-        # The scratch connection scans on one thread, in file and row order, so the number a
-        # row gets is the order it was read in. (The reserved prefix cannot clash with a
-        # column: the source's own columns never carry it.)
-        self.scratch.execute(
-            f"COPY (WITH numbered AS (SELECT *, row_number() OVER () AS {_SEQUENCE} FROM "
-            f"{STAGED}) SELECT * EXCLUDE ({_SEQUENCE}) FROM numbered QUALIFY row_number() OVER "
-            f"(PARTITION BY {', '.join(quote(c) for c in key)} ORDER BY {order}{_SEQUENCE} DESC)"
-            f" = 1) TO '{path}' (FORMAT parquet)",
-            [self._files],
-        )
-        self.files = [path]
-        return before - self.count()
-
-    def count(self) -> int:
-        """Rows staged."""
-        return staged_rows(self.files)
-
-    def checksum(self) -> str | None:
-        """An order-independent checksum of the staged rows (None when there are none)."""
-        row = self.scratch.execute(
-            f"SELECT count(*), sum(hash(t)) % 18446744073709551616 FROM (SELECT * FROM {STAGED}) t",
-            [self._files],
-        ).fetchone()
-        if not row or not row[0]:
-            return None
-        return f"{int(row[1]):016x}"
-
-    def key_check(self, key: list[str], deduplicated: int) -> CheckOutcome:
-        """Judge whether ``key`` is unique across the staged rows."""
-        columns = ", ".join(quote(column) for column in key)
-        groups = self.scratch.execute(
-            f"SELECT {columns}, count(*) AS n FROM {STAGED} GROUP BY ALL HAVING n > 1 "
-            "ORDER BY n DESC",
-            [self._files],
-        ).fetchall()
-        sample = [
-            {
-                **{name: None if v is None else str(v) for name, v in zip(key, row, strict=False)},
-                "rows": int(row[-1]),
-            }
-            for row in groups[:5]
-        ]
-        return key_outcome(
-            key, len(groups), sum(int(row[-1]) - 1 for row in groups), deduplicated, sample
-        )
-
-    def check_unique(self, columns: list[str], summary: ValidationSummary) -> None:
-        """Record values repeated within the window for columns declared unique."""
-        for column in columns:
-            col = quote(column)
-            rows = self.scratch.execute(
-                f"SELECT {col}, count(*) AS n, min({quote(OBJECT_COLUMN)}) FROM {STAGED} "
-                f"WHERE {col} IS NOT NULL GROUP BY {col} HAVING n > 1 ORDER BY n DESC, {col}",
-                [self._files],
-            ).fetchall()
-            for value, count, object_uri in rows:
-                summary.add(Failure(column, "field_uniqueness", value, object_uri, None), count)
-                summary.rows_failed += count
-
-
-_WINDOW_TYPE = pa.timestamp("us", tz="UTC")
-#: The order a staged row was read in, while duplicates are dropped.
-_SEQUENCE = '"_ingest_sequence"'

@@ -5,8 +5,7 @@ credentials are passed to resources as ``dg.EnvVar`` so that their values are re
 run, never stored in definitions, logs or metadata.
 
 Variables:
-    INGEST_ASSETS_DATA_DIR: folder for relative source locations and the warehouse (``./data``).
-    INGEST_ASSETS_DUCKDB_PATH: the DuckDB warehouse file (``<data dir>/warehouse.duckdb``).
+    INGEST_ASSETS_DATA_DIR, INGEST_ASSETS_DUCKDB_PATH: where data lives (see ``paths``).
     INGEST_S3_ENDPOINT_URL: an S3-compatible endpoint such as MinIO (default: AWS).
     AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN: the S3 client's
         region and credentials (default: boto3's own chain).
@@ -18,7 +17,6 @@ Variables:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -26,22 +24,8 @@ from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 from dagster_slack import SlackResource
 
-from ingest_assets.redaction import register_secret
+from ingest_assets.paths import duckdb_path
 from ingest_assets.resources.notifier import Notifier
-from ingest_assets.sources.object_store import LocalStore, ObjectStore, S3Store, split_s3_location
-from ingest_assets.spec import ObjectStoreSource
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def data_dir() -> Path:
-    """The folder relative source locations and the default warehouse live in."""
-    return Path(os.environ.get("INGEST_ASSETS_DATA_DIR") or PROJECT_ROOT / "data").resolve()
-
-
-def duckdb_path() -> Path:
-    """The DuckDB warehouse file."""
-    return Path(os.environ.get("INGEST_ASSETS_DUCKDB_PATH") or data_dir() / "warehouse.duckdb")
 
 
 def _env(name: str) -> Any:
@@ -81,18 +65,3 @@ def resources() -> dict[str, Any]:
         "s3": s3_resource(),
         "notifier": notifier(),
     }
-
-
-def open_store(source: ObjectStoreSource, resources: Any) -> ObjectStore:
-    """The object store of a source: S3 through its S3Resource, or a local folder."""
-    if source.is_s3:
-        # botocore logs request headers at DEBUG (a session token among them): keep them out.
-        for variable in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            register_secret(os.environ.get(variable))
-        bucket, prefix = split_s3_location(source.location)
-        # Through ``context.resources`` an S3Resource is already its boto3 client.
-        resource = getattr(resources, source.resource)
-        client = resource.get_client() if isinstance(resource, S3Resource) else resource
-        return S3Store(client, bucket, prefix)
-    root = Path(source.location)
-    return LocalStore(root if root.is_absolute() else data_dir() / root)

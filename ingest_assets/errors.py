@@ -7,10 +7,10 @@ whether the step may be retried.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from ingest_assets.engine import LoadReport
+    from ingest_assets.report import LoadReport
 
 
 class IngestError(Exception):
@@ -19,21 +19,13 @@ class IngestError(Exception):
     Args:
         message: What went wrong, naming the dataset and the place.
         fix: What the user should do about it.
-        transient: Overrides the class's ``transient`` for this error.
     """
 
-    #: Whether running the same load again may succeed (network faults, lock contention).
-    transient: bool = False
+    #: Whether running the same load again may succeed (network faults, lock contention). It is
+    #: a property of the class: a transient fault raises a transient subclass.
+    transient: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        fix: str | None = None,
-        transient: bool | None = None,
-    ) -> None:
-        if transient is not None:
-            self.transient = transient
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
         self.message = message
         self.fix = fix
         super().__init__(self.__str__())
@@ -54,7 +46,16 @@ class SourceError(IngestError):
     """The source could not be listed or read (missing objects, unreachable endpoint)."""
 
 
-class ReadInterrupted(SourceError):
+class SourceUnavailable(SourceError):
+    """The source did not answer, or answered with a fault that may pass; the load is retried.
+
+    A timeout, a dropped connection, HTTP 429 or 5xx, S3 throttling.
+    """
+
+    transient = True
+
+
+class ReadInterrupted(SourceUnavailable):
     """The source's stream of rows broke off mid-read (a dropped connection).
 
     Rows of the window may already have been read, so the source cannot resume where it
@@ -84,3 +85,12 @@ class ValidationFailed(IngestError):
 
 class DestinationError(IngestError):
     """The warehouse rejected the write; the previous rows of the window are intact."""
+
+
+class DestinationBusy(DestinationError):
+    """The warehouse stayed held by another writer past the wait; the load is retried.
+
+    The previous rows are intact.
+    """
+
+    transient = True

@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 
 import dagster as dg
@@ -22,29 +22,18 @@ import yaml
 from dagster_shared.yaml_utils import parse_yaml_with_source_position
 from pydantic import ValidationError
 
-from ingest_assets.components.assets import open_reader
 from ingest_assets.components.datasets import IngestDatasetsModel
-from ingest_assets.destinations.duckdb import AUDIT, quarantine_table
-from ingest_assets.environment import open_store, s3_resource
+from ingest_assets.destinations.base import AUDIT, quarantine_table
+from ingest_assets.destinations.registry import DESTINATION_KINDS
+from ingest_assets.environment import resources as environment_resources
 from ingest_assets.errors import IngestError, SourceError, SpecError
-from ingest_assets.sources.object_store import KeyPeriods, literal_prefix, store_errors
-from ingest_assets.sources.rest import RestReader
-from ingest_assets.sources.sql import SqlReader
-from ingest_assets.spec import (
-    DatasetSpec,
-    LandingTrigger,
-    ObjectStoreSource,
-    RestSource,
-    ScheduleTrigger,
-    SqlSource,
-)
+from ingest_assets.sources.registry import SOURCE_KINDS
+from ingest_assets.spec import DatasetSpec, LandingTrigger, ScheduleTrigger
 from ingest_assets.triggers.partitions import latest_closed_partition, partitions_def
 from ingest_assets.windows import Window
 
 #: The component type of a datasets file.
 COMPONENT_TYPE = "ingest_assets.components.IngestDatasets"
-#: Keys listed at most when probing an object store.
-MAX_KEYS = 10_000
 
 
 def defs_root() -> Path:
@@ -121,18 +110,21 @@ def table_collisions(declared: list[Declared]) -> list[str]:
     audit table; names are compared as the warehouse does (case-insensitive, schema ``main``
     when none is given).
     """
-    owners: dict[str, tuple[Declared | None, str]] = {AUDIT.table.lower(): (None, "audit")}
+    owners: dict[tuple[str, str], tuple[Declared | None, str]] = {}
     errors: list[str] = []
     for entry in declared:
         destination = entry.spec.destination
+        kind = DESTINATION_KINDS.of(destination)
+        store = f"{kind.name}:{kind.resource_key(destination)}"  # tables of one warehouse
+        owners.setdefault((store, AUDIT.table.lower()), (None, "audit"))
         claims = {
             "table": f"{destination.schema_name}.{destination.table_name}".lower(),
             "quarantine table": quarantine_table(destination).table.lower(),
         }
         for role, name in claims.items():
-            taken = owners.get(name)
+            taken = owners.get((store, name))
             if taken is None:
-                owners[name] = (entry, role)
+                owners[(store, name)] = (entry, role)
                 continue
             other, other_role = taken
             what = (
@@ -175,14 +167,7 @@ class Probe:
 
 def source_label(spec: DatasetSpec) -> str:
     """The source as people name it: a location, a table on its variable, or a URL."""
-    source = spec.source
-    if isinstance(source, SqlSource):
-        return f"sql ${source.url_env} {source.table or 'query'}"
-    if isinstance(source, RestSource):
-        return f"rest {source.base_url}{source.endpoint}"
-    return (
-        f"{'s3' if source.is_s3 else 'files'} {source.location.rstrip('/')}/{source.key_template}"
-    )
+    return SOURCE_KINDS.of(spec.source).label(spec.source)
 
 
 def probe(spec: DatasetSpec, *, now: datetime | None = None) -> Probe:
@@ -197,43 +182,30 @@ def probe(spec: DatasetSpec, *, now: datetime | None = None) -> Probe:
 
 
 def _probe(spec: DatasetSpec, now: datetime) -> str:
-    source = spec.source
-    if isinstance(source, ObjectStoreSource) and not source.is_s3:
-        return _probe_store(spec, source, SimpleNamespace())
-    if isinstance(source, ObjectStoreSource):
-        # As a run would: EnvVar settings resolved by Dagster, never read into messages.
-        with dg.build_resources({source.resource: s3_resource()}) as resources:
-            return _probe_store(spec, source, resources)
-    reader = open_reader(spec, SimpleNamespace())
-    if isinstance(reader, SqlReader):
-        return reader.probe(reader.source.columns or list(spec.table_schema.columns or {}))
-    assert isinstance(reader, RestReader)
-    return reader.probe(latest_window(spec, now))
-
-
-def _probe_store(spec: DatasetSpec, source: ObjectStoreSource, resources: Any) -> str:
-    store = open_store(source, resources)
-    prefix = literal_prefix(source.key_template)
-    periods = KeyPeriods(source.key_template, spec.partitioning.timezone)
-    matched, latest, scanned = 0, "", 0
-    with store_errors(spec.name, source.location):
-        for info in store.list(prefix):
-            scanned += 1
-            if periods.period_of(info.key) is not None:
-                matched += 1
-                latest = max(latest, info.key)
-            if scanned >= MAX_KEYS:
-                break
-    if not matched:
+    """Ask the source's kind to probe it, with the resources a run would have."""
+    kind = SOURCE_KINDS.of(spec.source)
+    wanted = kind.resource_keys(spec.source)
+    available = environment_resources()
+    if not wanted <= available.keys():  # resources declared in the project's definitions
+        available = {**available, **_declared_resources()}
+    missing = wanted - available.keys()
+    if missing:
         raise SourceError(
-            f"Dataset '{spec.name}': the store answers, but no object under "
-            f"{store.uri(prefix)!r} matches key_template {source.key_template!r}.",
-            fix="Check source.location and source.key_template against the object keys "
-            "(e.g. dt={date}/*.csv for dt=2026-11-01/orders.csv).",
+            f"Dataset '{spec.name}': the resource {sorted(missing)[0]!r} its source reads "
+            "through is not declared.",
+            fix="Declare it in a definitions file under defs/ (see the README's resources).",
         )
-    more = "+" if scanned >= MAX_KEYS else ""
-    noun = "object matches" if matched == 1 else "objects match"
-    return f"{matched}{more} {noun}; latest {store.uri(latest)}"
+    # As a run would: EnvVar settings resolved by Dagster, never read into messages.
+    with dg.build_resources({key: available[key] for key in wanted}) as built:
+        return kind.probe(spec, spec.source, built, latest_window(spec, now))
+
+
+@cache
+def _declared_resources() -> dict[str, Any]:
+    """The resources the project's definitions declare (loaded once per command)."""
+    from ingest_assets.definitions import defs
+
+    return dict(defs().resources or {})
 
 
 def latest_window(spec: DatasetSpec, now: datetime) -> Window:

@@ -9,60 +9,36 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel
 
+from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.spec import (
     ColumnSpec,
     DedupSpec,
     LandingTrigger,
     LoadSpec,
-    ObjectStoreSource,
     Partitioning,
     QualitySpec,
-    RestSource,
     RetrySpec,
     ScheduleTrigger,
     SlaSpec,
-    SqlSource,
 )
 
-SourceKind = Literal["object_store", "sql", "rest"]
 #: A value still to be filled in: ``"<...>"``.
 PLACEHOLDER = re.compile(r"\"<[^\"<>]+>\"")
 
-_SOURCES: dict[str, tuple[type[BaseModel], str]] = {
-    "object_store": (
-        ObjectStoreSource,
-        """        location: "<s3://bucket/prefix, or a folder under INGEST_ASSETS_DATA_DIR>"
-        key_template: "<keys of one period, e.g. dt={date}/*.csv>"
-""",
-    ),
-    "sql": (
-        SqlSource,
-        """        kind: sql
-        url_env: "<VARIABLE holding the database URL, e.g. APP_DB_URL>"
-        table: "<schema.table>"
-        time_column: "<timestamp column that places a row in its partition>"
-""",
-    ),
-    "rest": (
-        RestSource,
-        """        kind: rest
-        base_url: "<https://api.example.com/v1>"
-        endpoint: "</orders>"
-        params: {start: "{start}", end: "{end}"}
-        records_path: "<path to the list of records in the body, e.g. data>"
-""",
-    ),
-}
 
+def render(kind: str, name: str) -> str:
+    """The commented ``defs.yaml`` of a new dataset of a source kind.
 
-def render(kind: SourceKind, name: str) -> str:
-    """The commented ``defs.yaml`` of a new dataset of a source kind."""
-    model, required = _SOURCES[kind]
+    Raises:
+        KeyError: no source kind is called ``kind``.
+    """
+    source_kind = SOURCE_KINDS.get(kind)
+    model, required = source_kind.model, source_kind.template
     shown = {line.split(":")[0].strip() for line in required.splitlines()}
     return f"""# Dataset {name}, from a {kind.replace("_", " ")} source.
 # Written by `ingest-assets new {kind} {name}`.
@@ -123,10 +99,36 @@ def _options(model: type[BaseModel], indent: int, *, skip: set[str] | None = Non
             lines.append(f"{pad}# {key}:  {description}")
             nested = _options(type(value), indent + 2)
             lines.append(nested)
+            lines += _alternatives(field.annotation, type(value), indent + 2)
             continue
         text = value if value == "(required)" else _yaml(value)
         lines.append(f"{pad}# {key}: {text}  # {description}")
     return "\n".join(line for line in lines if line)
+
+
+def _alternatives(annotation: Any, chosen: type[BaseModel], indent: int) -> list[str]:
+    """The other models of a union field (auth schemes, paginators) and their keys."""
+    models: list[type[BaseModel]] = []
+    pending = [annotation]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            models.append(item)
+        else:
+            pending += list(get_args(item))
+    pad = " " * indent
+    lines = []
+    for model in models:
+        if model is chosen or "type" not in model.model_fields:
+            continue
+        keys = [
+            f"{name}{'' if field.is_required() else '?'}"
+            for name, field in model.model_fields.items()
+            if name != "type"
+        ]
+        tag = model.model_fields["type"].annotation
+        lines.append(f"{pad}# or type: {get_args(tag)[0]}  # keys: {', '.join(keys) or '-'}")
+    return lines
 
 
 def _yaml(value: Any) -> str:
@@ -134,13 +136,16 @@ def _yaml(value: Any) -> str:
     return text.removesuffix("...").strip()
 
 
-def write(kind: SourceKind, name: str, root: Path, *, force: bool = False) -> Path:
-    """Write the template of a new dataset to ``<root>/<name>/defs.yaml``.
+def write(
+    kind: str, name: str, root: Path, *, force: bool = False, folder: str | None = None
+) -> Path:
+    """Write the template of a new dataset to ``<root>/<folder or name>/defs.yaml``.
 
     Raises:
         FileExistsError: the file exists and ``force`` is false.
+        KeyError: no source kind is called ``kind``.
     """
-    path = root / name / "defs.yaml"
+    path = root / (folder or name) / "defs.yaml"
     if path.exists() and not force:
         raise FileExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from ingest_assets import engine
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import load_window, load_windows
-from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
+from ingest_assets.sources.object_store.reader import LocalStore, ObjectStoreReader
 from ingest_assets.spec import DatasetSpec, ObjectStoreSource
 from ingest_assets.windows import Window
 from ingest_assets_tests.conftest import (

@@ -16,7 +16,7 @@ import pytest
 from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import load_window
 from ingest_assets.errors import IngestError, ParseError, ValidationFailed
-from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
+from ingest_assets.sources.object_store.reader import LocalStore, ObjectStoreReader
 from ingest_assets.spec import DatasetSpec
 from ingest_assets.windows import Window
 

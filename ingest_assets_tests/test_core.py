@@ -11,7 +11,11 @@ import pytest
 from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import load_window
 from ingest_assets.errors import ValidationFailed
-from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader, objects_for_window
+from ingest_assets.sources.object_store.reader import (
+    LocalStore,
+    ObjectStoreReader,
+    objects_for_window,
+)
 from ingest_assets.spec import DatasetSpec, ObjectStoreSource
 from ingest_assets.windows import Window
 from ingest_assets_tests.conftest import order_rows, orders_spec, query, write_csv

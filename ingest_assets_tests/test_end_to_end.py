@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from ingest_assets.demo import seed_demo
-from ingest_assets.environment import PROJECT_ROOT
+from ingest_assets.paths import PROJECT_ROOT
 from ingest_assets_tests.conftest import free_port, query
 
 LAUNCH_BACKFILL = """

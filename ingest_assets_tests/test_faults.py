@@ -17,8 +17,8 @@ from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import load_window
 from ingest_assets.errors import SourceError
 from ingest_assets.sources.base import Chunk
-from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
-from ingest_assets.sources.sql import SqlReader
+from ingest_assets.sources.object_store.reader import LocalStore, ObjectStoreReader
+from ingest_assets.sources.sql.reader import SqlReader
 from ingest_assets.spec import DatasetSpec, SqlSource
 from ingest_assets.windows import Window
 from ingest_assets_tests.conftest import order_rows, orders_spec, query, write_csv
@@ -139,7 +139,7 @@ def test_processes_loading_one_duckdb_file_at_once_all_land_with_their_audit_row
 def test_a_lock_held_past_the_wait_is_a_transient_destination_error(tmp_path: Path) -> None:
     import duckdb
 
-    from ingest_assets.destinations import duckdb as destination
+    from ingest_assets.destinations.duckdb import warehouse as destination
     from ingest_assets.errors import DestinationError
 
     database = tmp_path / "w.duckdb"

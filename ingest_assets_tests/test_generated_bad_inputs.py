@@ -35,9 +35,9 @@ from ingest_assets.destinations.duckdb import DuckDBWarehouse
 from ingest_assets.engine import LoadReport, load_window
 from ingest_assets.errors import IngestError
 from ingest_assets.sources.base import SourceReader
-from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
-from ingest_assets.sources.rest import RestReader
-from ingest_assets.sources.sql import SqlReader
+from ingest_assets.sources.object_store.reader import LocalStore, ObjectStoreReader
+from ingest_assets.sources.rest.reader import RestReader
+from ingest_assets.sources.sql.reader import SqlReader
 from ingest_assets.spec import DatasetSpec
 from ingest_assets.windows import Window
 from ingest_assets_tests.api_server import ApiState, api_server

@@ -20,13 +20,13 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
 from ingest_assets.components.assets import dataset_asset
-from ingest_assets.sources.landing import (
+from ingest_assets.sources.object_store.landing import (
     LandingCursor,
     LandingRequest,
     LandingScan,
     version_digest,
 )
-from ingest_assets.sources.object_store import (
+from ingest_assets.sources.object_store.reader import (
     KeyPeriods,
     LocalStore,
     ObjectInfo,
@@ -205,7 +205,7 @@ def test_one_tick_over_100000_keys_stops_at_its_budget_and_the_next_tick_continu
     s3_env: str, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sensor itself, with the default tick budget (8 s), over 100,000 keys."""
-    from ingest_assets.sources import landing
+    from ingest_assets.sources.object_store import landing
 
     _seed(bucket, [f"orders/dt={DAYS[i % 30]}/part-{i:06d}.csv" for i in range(100_000)])
     sensor = Sensor(_spec(f"s3://{bucket}/orders", settle_seconds=0), _s3_resources(s3_env))

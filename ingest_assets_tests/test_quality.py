@@ -35,7 +35,7 @@ from ingest_assets.quality.schema import (
     coerce_column,
 )
 from ingest_assets.sources.base import Origins
-from ingest_assets.sources.object_store import LocalStore, ObjectStoreReader
+from ingest_assets.sources.object_store.reader import LocalStore, ObjectStoreReader
 from ingest_assets.spec import (
     ColumnSpec,
     DatasetSpec,

@@ -16,7 +16,7 @@ from ingest_assets.components.assets import dataset_asset
 from ingest_assets.engine import RangeReader
 from ingest_assets.errors import SourceError
 from ingest_assets.sources.base import Chunk
-from ingest_assets.sources.rest import RestReader, flatten, parse_retry_after
+from ingest_assets.sources.rest.reader import RestReader, flatten, parse_retry_after
 from ingest_assets.spec import DatasetSpec, RestSource
 from ingest_assets.windows import Window
 from ingest_assets_tests.api_server import ApiState, make_records

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from ingest_assets.errors import SourceError
-from ingest_assets.sources.rest import RestReader
+from ingest_assets.sources.rest.reader import RestReader
 from ingest_assets.spec import DatasetSpec
 from ingest_assets_tests.api_server import ApiState, make_records
 from ingest_assets_tests.conftest import query, records_api, step_failure

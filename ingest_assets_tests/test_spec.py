@@ -15,7 +15,7 @@ from pandera.typing import Series
 from pydantic import ValidationError
 
 from ingest_assets import definitions
-from ingest_assets.environment import PROJECT_ROOT
+from ingest_assets.paths import PROJECT_ROOT
 from ingest_assets.spec import DatasetSpec, key_template_granularity
 from ingest_assets.triggers.partitions import partitions_def
 from ingest_assets_tests.conftest import orders_spec

@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.engine import RangeReader
 from ingest_assets.sources.base import Chunk
-from ingest_assets.sources.sql import SqlReader
+from ingest_assets.sources.sql.reader import SqlReader
 from ingest_assets.spec import DatasetSpec, SqlSource
 from ingest_assets.windows import Window
 from ingest_assets_tests.conftest import PG_PASSWORD, query, step_failure
@@ -372,7 +372,7 @@ def test_large_postgres_window_streams_in_bounded_batches(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from ingest_assets.sources.sql import SqlReader
+    from ingest_assets.sources.sql.reader import SqlReader
     from ingest_assets.spec import SqlSource
     from ingest_assets.windows import Window
 

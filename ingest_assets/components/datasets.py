@@ -9,7 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 
 from ingest_assets.components.assets import dataset_asset
+from ingest_assets.components.scaffolder import IngestDatasetsScaffolder
+from ingest_assets.components.translator import DatasetTranslator
 from ingest_assets.spec import DatasetSpec, LandingTrigger, ScheduleTrigger
+from ingest_assets.spec.dataset import on_rebuild
 from ingest_assets.triggers.alerts import sla_alert_sensor
 from ingest_assets.triggers.freshness import timeliness_check, timeliness_schedule
 from ingest_assets.triggers.landing import landing_sensor
@@ -62,6 +65,10 @@ def _drop_null_alternatives(node: JsonSchemaValue) -> JsonSchemaValue:
     return node
 
 
+on_rebuild(lambda: IngestDatasetsModel.model_rebuild(force=True))
+
+
+@dg.scaffold_with(IngestDatasetsScaffolder)
 class IngestDatasets(dg.Component):
     """Datasets read from one source, each a time-partitioned asset with a blocking schema check.
 
@@ -78,10 +85,16 @@ class IngestDatasets(dg.Component):
 
     The attributes are a plain pydantic model (no template strings), so that ``dg check yaml``
     reports a wrong value at its exact key, and every rule of the spec applies when loading.
+    A subclass may set ``translator`` to change how datasets appear in Dagster (key prefix,
+    group, tags, kinds, owners); ``dg scaffold defs ingest_assets.components.IngestDatasets
+    <folder>`` writes a new file.
 
     Args:
         datasets: The declared datasets.
     """
+
+    #: How each dataset becomes an asset spec.
+    translator: DatasetTranslator = DatasetTranslator()
 
     def __init__(self, datasets: list[DatasetSpec]) -> None:
         self.datasets = datasets
@@ -113,7 +126,10 @@ class IngestDatasets(dg.Component):
                 schedules.append(timeliness_schedule(spec))
                 sensors.append(sla_alert_sensor(spec))
         return dg.Definitions(
-            assets=[dataset_asset(spec, origin=origin) for spec in self.datasets],
+            assets=[
+                dataset_asset(spec, origin=origin, translator=self.translator)
+                for spec in self.datasets
+            ],
             asset_checks=checks,
             schedules=schedules,
             sensors=sensors,

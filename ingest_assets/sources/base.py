@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy
 import pyarrow as pa
@@ -98,4 +99,37 @@ class SourceReader(Protocol):
 
     def read(self, window: Window, arrow_types: dict[str, pa.DataType]) -> Iterator[Chunk]:
         """Stream the window's rows; ``arrow_types`` are the declared column types."""
+        ...
+
+
+@runtime_checkable
+class Sessions(Protocol):
+    """A reader that can hold one connection for a whole run (a database session)."""
+
+    def session(self) -> AbstractContextManager[None]:
+        """Hold the connection until the block ends; reads inside it share it."""
+        ...
+
+
+@runtime_checkable
+class RangeReads(SourceReader, Protocol):
+    """A reader that reads a range of windows in one pass, its chunks window after window."""
+
+    def read_range(
+        self, windows: list[Window], arrow_types: dict[str, pa.DataType]
+    ) -> Iterator[Chunk]:
+        """Stream the rows of every window, oldest first, each chunk tagged with its period."""
+        ...
+
+
+@runtime_checkable
+class Counts(Protocol):
+    """A reader that can count a window's rows at the source (for reconciliation)."""
+
+    def count(self, window: Window) -> int:
+        """The rows the source holds for ``window``."""
+        ...
+
+    def placing_column(self) -> str | None:
+        """The column whose values place a row in its window (rows are counted by it)."""
         ...

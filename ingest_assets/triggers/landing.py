@@ -5,15 +5,21 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ingest_assets.environment import open_store
-from ingest_assets.sources.landing import LandingCursor, LandingScan, scan_landing
-from ingest_assets.sources.object_store import (
+from ingest_assets.sources.object_store.landing import (
+    LandingCursor,
+    LandingFeed,
+    LandingScan,
+    Lands,
+    scan_landing,
+)
+from ingest_assets.sources.object_store.reader import (
     KeyPeriods,
     ObjectStore,
     literal_prefix,
     store_errors,
 )
-from ingest_assets.spec import DatasetSpec, LandingTrigger, ObjectStoreSource
+from ingest_assets.sources.registry import SOURCE_KINDS
+from ingest_assets.spec import DatasetSpec, LandingTrigger
 from ingest_assets.triggers.partitions import partitions_def
 from ingest_assets.triggers.schedules import dataset_job
 
@@ -22,18 +28,20 @@ class LandingWatch:
     """What one tick of a dataset's landing sensor does, without Dagster's sensor machinery.
 
     Args:
-        spec: The dataset (an object-store source).
+        spec: The dataset (of a source kind whose data lands as objects).
         trigger: Its landing trigger.
     """
 
     def __init__(self, spec: DatasetSpec, trigger: LandingTrigger) -> None:
-        assert isinstance(spec.source, ObjectStoreSource)
+        kind = SOURCE_KINDS.of(spec.source)
+        if not isinstance(kind, Lands):  # the spec refuses it: a defect if it gets here
+            raise TypeError(f"{kind.name} sources do not land as objects")
         self.spec = spec
-        self.source = spec.source
+        self.feed: LandingFeed = kind.landing(spec, spec.source)
         self.trigger = trigger
         self.partitions = partitions_def(spec.partitioning)
-        self.periods = KeyPeriods(self.source.key_template, spec.partitioning.timezone)
-        self.prefix = literal_prefix(self.source.key_template)
+        self.periods = KeyPeriods(self.feed.key_template, spec.partitioning.timezone)
+        self.prefix = literal_prefix(self.feed.key_template)
 
     def place(self, key: str) -> str | None:
         """The partition an object key belongs to, or None."""
@@ -50,7 +58,7 @@ class LandingWatch:
             def ready(partition: str) -> bool:
                 return last is not None and not self.partitions.less_than(last, partition)
 
-            with store_errors(self.spec.name, self.source.location):
+            with store_errors(self.spec.name, self.feed.location):
                 return scan_landing(
                     store,
                     self.prefix,
@@ -69,26 +77,26 @@ def landing_sensor(spec: DatasetSpec, trigger: LandingTrigger) -> dg.SensorDefin
     """The sensor of a dataset with ``trigger: {type: landing}``.
 
     Each tick continues a listing of the dataset's location (see
-    :mod:`ingest_assets.sources.landing`) and requests one run per partition with new or
-    changed objects; the run key names the object versions, so a repeated tick asks for
-    nothing new.
+    :mod:`ingest_assets.sources.object_store.landing`) and requests one run per partition with
+    new or changed objects; the run key names the object versions, so a repeated tick asks
+    for nothing new.
     """
     watch = LandingWatch(spec, trigger)
-    source = watch.source
+    feed = watch.feed
 
     @dg.sensor(
         name=f"{spec.name}_landing_sensor",
         description=f"Requests a run of each partition of {spec.name} whose objects land or "
-        f"change under {source.location} ({source.key_template}).",
+        f"change under {feed.location} ({feed.key_template}).",
         job=dataset_job(spec),
         minimum_interval_seconds=trigger.interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING
         if trigger.running
         else dg.DefaultSensorStatus.STOPPED,
-        required_resource_keys={source.resource} if source.is_s3 else set(),
+        required_resource_keys=feed.resource_keys,
     )
     def _sense(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        scan = watch.scan(open_store(source, context.resources), context.cursor, time.time())
+        scan = watch.scan(feed.open_store(context.resources), context.cursor, time.time())
         context.log.info(f"{spec.name}: {scan.describe()}")
         return _result(spec, scan)
 

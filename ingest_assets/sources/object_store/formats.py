@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError
 
 from ingest_assets.errors import ParseError
-from ingest_assets.spec import CsvOptions, FileFormat
+from ingest_assets.sources.object_store.spec import CsvOptions, FileFormat
 
 #: Bytes parsed per block by the CSV and NDJSON readers (and so the rough size of a batch).
 BLOCK_BYTES = 4 * 2**20

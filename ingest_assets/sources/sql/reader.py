@@ -22,10 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from ingest_assets.errors import IngestError, ReadInterrupted, SourceError
+from ingest_assets.errors import IngestError, ReadInterrupted, SourceError, SourceUnavailable
 from ingest_assets.redaction import register_secret
 from ingest_assets.sources.base import Chunk, ReadPlan
-from ingest_assets.spec import SqlSource
+from ingest_assets.sources.sql.spec import SqlSource
 from ingest_assets.windows import Window
 
 T = TypeVar("T")
@@ -104,7 +104,7 @@ class SqlReader:
             self._parsed = sa.engine.make_url(url)
         except ArgumentError:
             raise SourceError(
-                f"Dataset '{dataset}': the URL in ${source.url_env} is not a database URL.",
+                f"Dataset '{dataset}': the URL in {source.connection} is not a database URL.",
                 fix="Use a URL such as postgresql://user:password@host:5432/database.",
             ) from None
         register_secret(self._parsed.password and str(self._parsed.password))
@@ -268,6 +268,10 @@ class SqlReader:
         what = source.table or "the query"
         return f"{what} answers with {len(wanted)} declared columns on {self.host}"
 
+    def placing_column(self) -> str | None:
+        """The declared time column."""
+        return self.source.time_column
+
     def count(self, window: Window) -> int:
         """Rows the source holds for the window (for reconciliation)."""
         sql, params = self._select(window, count=True)
@@ -377,10 +381,8 @@ class SqlReader:
         except _Transient as exc:
             cause = exc.__cause__
             assert isinstance(cause, SourceError)
-            raise SourceError(
-                cause.message + f" (after {retry.attempts} attempt(s))",
-                fix=cause.fix,
-                transient=True,
+            raise SourceUnavailable(
+                cause.message + f" (after {retry.attempts} attempt(s))", fix=cause.fix
             ) from None
 
     def _error(self, exc: Exception, *, connecting: bool) -> SourceError:
@@ -392,30 +394,26 @@ class SqlReader:
                 "URLs need is not installed.",
                 fix=f"Add {missing} to the project's dependencies (uv add {missing}), or use a "
                 "URL whose driver is installed.",
-                transient=False,
             )
         detail = self._redact(" ".join(str(exc).split()))[:500] or type(exc).__name__
         lowered = detail.lower()
         if any(hint in lowered for hint in _AUTH_HINTS):
             return SourceError(
                 f"{where}: the database refused the login: {detail}",
-                fix=f"Check the user and password in ${self.source.url_env}.",
-                transient=False,
+                fix=f"Check the user and password in {self.source.connection}.",
             )
         if any(hint in lowered for hint in _MISSING_HINTS):
             what = self.source.table or "the query"
             return SourceError(
                 f"{where}: {what} or a column of it does not exist: {detail}",
                 fix="Check source.table / source.query, source.columns and source.time_column.",
-                transient=False,
             )
         transient = any(hint in lowered for hint in _TRANSIENT_HINTS)
         if connecting:
-            return SourceError(
+            return (SourceUnavailable if transient else SourceError)(
                 f"{where}: cannot connect: {detail}",
                 fix=f"Check that the database at {self.host} is reachable from the code "
                 "location" + ("; the load is safe to retry." if transient else "."),
-                transient=transient,
             )
         if transient:
             return ReadInterrupted(
@@ -426,7 +424,6 @@ class SqlReader:
         return SourceError(
             f"{where}: the read failed: {detail}",
             fix="Check source.table / source.query and the database's log.",
-            transient=False,
         )
 
     @contextmanager

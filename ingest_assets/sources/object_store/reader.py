@@ -23,10 +23,14 @@ import pyarrow as pa
 from botocore import exceptions as boto_errors
 from wcmatch import glob
 
-from ingest_assets.errors import IngestError, SourceError
+from ingest_assets.errors import IngestError, SourceError, SourceUnavailable
 from ingest_assets.sources.base import Chunk, ReadPlan
-from ingest_assets.sources.formats import read_object
-from ingest_assets.spec import READABLE_STRFTIME, ObjectStoreSource, key_template_granularity
+from ingest_assets.sources.object_store.formats import read_object
+from ingest_assets.sources.object_store.spec import (
+    READABLE_STRFTIME,
+    ObjectStoreSource,
+    key_template_granularity,
+)
 from ingest_assets.windows import Window
 
 _GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE
@@ -212,18 +216,17 @@ def store_errors(dataset: str, location: str) -> Iterator[None]:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        raise SourceError(
+        transient = status >= 500 or code in _TRANSIENT_S3_CODES
+        raise (SourceUnavailable if transient else SourceError)(
             f"Dataset '{dataset}': S3 refused a request for {location}: {code or status} "
             f"({error.get('Message', exc)}).",
             fix=_S3_FIXES.get(code, "Check source.location and the S3 resource's settings."),
-            transient=status >= 500 or code in _TRANSIENT_S3_CODES,
         ) from None
     except (boto_errors.BotoCoreError, ConnectionError, TimeoutError) as exc:
-        raise SourceError(
+        raise SourceUnavailable(
             f"Dataset '{dataset}': the object store for {location} did not answer: {exc}",
             fix="Check that the endpoint (INGEST_S3_ENDPOINT_URL) is reachable; the load is safe "
             "to retry.",
-            transient=True,
         ) from None
     except OSError as exc:
         raise SourceError(

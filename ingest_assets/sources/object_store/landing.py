@@ -29,10 +29,40 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ingest_assets.sources.object_store import ObjectInfo, ObjectStore
+from ingest_assets.sources.object_store.reader import ObjectInfo, ObjectStore
+
+if TYPE_CHECKING:
+    from ingest_assets.spec.dataset import DatasetSpec
 
 _DIGEST_BYTES = 8
+
+
+@dataclass(frozen=True)
+class LandingFeed:
+    """What a landing sensor watches for one dataset.
+
+    Attributes:
+        location: The store's location, for messages.
+        key_template: The keys of one period, read back into partitions.
+        resource_keys: The resources the store is reached through.
+        open_store: Opens the store from a run's (or a sensor's) resources.
+    """
+
+    location: str
+    key_template: str
+    resource_keys: set[str]
+    open_store: Callable[[Any], ObjectStore]
+
+
+@runtime_checkable
+class Lands(Protocol):
+    """A source kind whose data lands as objects, so that a landing sensor can watch it."""
+
+    def landing(self, dataset: DatasetSpec, source: Any) -> LandingFeed:
+        """The feed of a dataset of this kind."""
+        ...
 
 
 def version_digest(info: ObjectInfo) -> bytes:

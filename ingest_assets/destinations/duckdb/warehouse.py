@@ -12,24 +12,18 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 
-from ingest_assets.audit import AUDIT_COLUMNS, AUDIT_SCHEMA, AUDIT_TABLE, AuditRecord
-from ingest_assets.errors import DestinationError
-from ingest_assets.spec import DestinationSpec, LoadSpec
+from ingest_assets.audit import AUDIT_COLUMNS, AuditRecord
+from ingest_assets.destinations.base import AUDIT, WINDOW_COLUMN, WindowWrite, quarantine_table
+from ingest_assets.errors import DestinationBusy, DestinationError
+from ingest_assets.spec.load import DestinationSpec, LoadSpec
+from ingest_assets.staging import STAGED, quote, staged_rows
 from ingest_assets.windows import Window
 
-#: The column every loaded row carries: the start of the key-template period it was read for.
-WINDOW_COLUMN = "_ingest_window_start"
-#: The audit table.
-AUDIT = DestinationSpec(table=f"{AUDIT_SCHEMA}.{AUDIT_TABLE}")
-#: Staged Parquet files in SQL, bound as a list parameter, combined by column name.
-STAGED = "read_parquet(?, union_by_name = true)"
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 #: How long an operation waits for another process's lock on the database file before failing
 #: (transient: the step is retried). DuckDB lets one process write a file at a time; each load
@@ -37,24 +31,9 @@ Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 LOCK_WAIT_SECONDS = 60.0
 
 
-def quote(identifier: str) -> str:
-    """Quote a SQL identifier for DuckDB."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def qualified(table: DestinationSpec) -> str:
     """The quoted 'schema.table' name."""
     return f"{quote(table.schema_name)}.{quote(table.table_name)}"
-
-
-@dataclass
-class WindowWrite:
-    """What one window writes: its staged rows, its rejected rows and its audit row."""
-
-    window: Window
-    staged: list[Path]
-    rejected: list[Path]
-    audit: AuditRecord | None = None
 
 
 class DuckDBWarehouse:
@@ -69,6 +48,10 @@ class DuckDBWarehouse:
     def __init__(self, connect: Connect, database: str) -> None:
         self.connect = connect
         self.database = database
+
+    def describe(self, table: DestinationSpec) -> str:
+        """'<database file stem>.<schema>.<table>'."""
+        return f"{Path(self.database).stem}.{table.schema_name}.{table.table_name}"
 
     @contextmanager
     def session(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -96,7 +79,7 @@ class DuckDBWarehouse:
 
     def _error(self, what: str, exc: duckdb.Error) -> DestinationError:
         locked = _locked(exc)
-        return DestinationError(
+        return (DestinationBusy if locked else DestinationError)(
             f"{what} in DuckDB {self.database} failed: {exc}",
             fix="The table keeps its previous rows. "
             + (
@@ -105,7 +88,6 @@ class DuckDBWarehouse:
                 if locked
                 else "If the table's columns changed type, migrate or drop the table."
             ),
-            transient=locked,
         )
 
     def write_window(
@@ -378,16 +360,6 @@ def _locked(exc: BaseException) -> bool:
     """Whether DuckDB failed because another process holds the database file."""
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set lock" in text)
-
-
-def staged_rows(files: list[Path]) -> int:
-    """Rows in staged Parquet files, from their footers."""
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
-
-
-def quarantine_table(table: DestinationSpec) -> DestinationSpec:
-    """The quarantine table of a destination: ``<table>__rejected`` in the same schema."""
-    return DestinationSpec(table=f"{table.schema_name}.{table.table_name}__rejected")
 
 
 def _ensure_audit(conn: duckdb.DuckDBPyConnection) -> None:

@@ -12,11 +12,9 @@ parameters that carry a key are shown as ``***``.
 from __future__ import annotations
 
 import http.client
-import math
 import os
 import queue
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,11 +32,12 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tenacity.wait import wait_exponential_jitter
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from ingest_assets.errors import SourceError
+from ingest_assets.errors import SourceError, SourceUnavailable
 from ingest_assets.redaction import register_secret
 from ingest_assets.sources.base import Chunk, ReadPlan
-from ingest_assets.sources.formats import json_kind
-from ingest_assets.spec import PARAM_PLACEHOLDER, RestSource
+from ingest_assets.sources.object_store.formats import json_kind
+from ingest_assets.sources.rest.paginators import Page, PageRequest, Paginator, path_get
+from ingest_assets.sources.rest.spec import PARAM_PLACEHOLDER, RestSource
 from ingest_assets.windows import Window
 
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -52,19 +51,6 @@ class _Retryable(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def path_get(body: Any, path: str) -> Any:
-    """Follow a dotted path ('data.items') into a JSON body; None where it leads nowhere."""
-    value = body
-    for part in [p for p in path.split(".") if p]:
-        if isinstance(value, Mapping):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -191,9 +177,13 @@ class RestReader:
         self.dataset = dataset
         self._environ = environ if environ is not None else os.environ
         self._secrets: list[str] = []
-        self._token: tuple[str, float] | None = None
-        self._token_lock = threading.Lock()
+        self._auth = source.auth.build()
         self._local = threading.local()
+
+    @property
+    def timeout_seconds(self) -> float:
+        """Per request."""
+        return self.source.timeout_seconds
 
     # -- the SourceReader protocol -----------------------------------------------------------
 
@@ -215,17 +205,14 @@ class RestReader:
             SourceError: the API did not answer, refused the credentials, or answered something
                 that is not a page of records.
         """
-        url = self._url()
-        params = self._params(window)
-        if self.source.paginator.type == "page_number":
-            params[self.source.paginator.page_param] = self.source.paginator.first_page
+        request = self._first_request(window)
+        self.source.paginator.build().init_request(request)
         try:
-            response, body = self._get_once(url, params)
+            response, body = self._get_once(request)
         except _Retryable as exc:
-            raise SourceError(
+            raise SourceUnavailable(
                 f"Dataset '{self.dataset}': {exc}.",
                 fix="Check that the API is up and reachable from here (base_url, endpoint).",
-                transient=True,
             ) from None
         records = self._records(body, response.url)
         return f"HTTP {response.status_code}, {len(records)} records on the first page"
@@ -292,14 +279,21 @@ class RestReader:
     def _url(self) -> str:
         return self.source.base_url + self.source.endpoint
 
+    def _bounds(self, window: Window) -> dict[str, str]:
+        return {"start": self._render(window.start), "end": self._render(window.end)}
+
     def _params(self, window: Window) -> dict[str, Any]:
-        bounds = {"start": self._render(window.start), "end": self._render(window.end)}
-        return {
-            key: PARAM_PLACEHOLDER.sub(lambda found: bounds[found.group(1)], value)
-            if isinstance(value, str)
-            else value
-            for key, value in self.source.params.items()
-        }
+        return self._rendered(self.source.params, self._bounds(window))
+
+    def _rendered(self, value: Any, bounds: dict[str, str]) -> Any:
+        """``value`` with {start} and {end} in its strings replaced by the window's bounds."""
+        if isinstance(value, str):
+            return PARAM_PLACEHOLDER.sub(lambda found: bounds[found.group(1)], value)
+        if isinstance(value, dict):
+            return {key: self._rendered(item, bounds) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._rendered(item, bounds) for item in value]
+        return value
 
     def _render(self, moment: datetime) -> str:
         fmt = self.source.time_format
@@ -312,80 +306,55 @@ class RestReader:
             return str(int(utc.timestamp() * 1000))
         return utc.strftime(fmt)
 
+    def _first_request(self, window: Window) -> PageRequest:
+        body = self.source.body
+        return PageRequest(
+            self._url(),
+            self._params(window),
+            None if body is None else self._rendered(body, self._bounds(window)),
+        )
+
     def _pages(self, window: Window) -> Iterator[tuple[str, list[Any]]]:
-        pager = self.source.paginator
-        params = self._params(window)
-        url = self._url()
-        if pager.type == "none":
-            response, body = self._get(url, params)
-            yield response.url, self._records(body, response.url)
-        elif pager.type in ("page_number", "offset"):
-            yield from self._numbered_pages(url, params)
-        else:
-            next_url: str | None = url
-            query: dict[str, Any] | None = params
-            for _ in range(pager.max_pages):
-                assert next_url is not None
-                response, body = self._get(next_url, query)
-                records = self._records(body, response.url)
-                yield response.url, records
-                if pager.type == "cursor":
-                    cursor = path_get(body, pager.cursor_path)
-                    if cursor in (None, "") or not records:
-                        return
-                    query = {**params, pager.cursor_param: cursor}
-                elif pager.type == "next_url":
-                    next_url = path_get(body, pager.next_url_path)
-                    query = None  # the next URL carries its own query
-                else:  # link_header
-                    next_url = response.links.get("next", {}).get("url")
-                    query = None
-                if not next_url:
-                    return
-
-    def _numbered_pages(self, url: str, params: dict[str, Any]) -> Iterator[tuple[str, list[Any]]]:
-        pager = self.source.paginator
-
-        def page_params(index: int) -> dict[str, Any]:
-            if pager.type == "page_number":
-                return {**params, pager.page_param: pager.first_page + index}
-            return {
-                **params,
-                pager.offset_param: index * pager.limit,
-                pager.limit_param: pager.limit,
-            }
-
-        response, body = self._get(url, page_params(0))
-        records = self._records(body, response.url)
-        yield response.url, records
-        total = path_get(body, pager.total_path) if pager.total_path else None
-        if isinstance(total, int | float) and records:
-            if pager.type == "page_number":
-                pages = int(total) if pager.total_is_pages else math.ceil(total / len(records))
-            else:
-                pages = math.ceil(total / pager.limit)
-            pages = min(pages, pager.max_pages)
-            workers = max(1, self.source.concurrency)
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                # A sliding window of requests in flight: pages come back in order and at most
-                # 2 x concurrency of them are held in memory at once.
-                pending: deque[Future[tuple[requests.Response, Any]]] = deque()
-                index = 1
-                while index < pages or pending:
-                    while index < pages and len(pending) < 2 * workers:
-                        pending.append(pool.submit(self._get, url, page_params(index)))
-                        index += 1
-                    page_response, page_body = pending.popleft().result()
-                    yield page_response.url, self._records(page_body, page_response.url)
+        """The window's pages, as the declared paginator walks them."""
+        paginator = self.source.paginator.build()
+        request = self._first_request(window)
+        paginator.init_request(request)
+        page = self._page(request)
+        yield page.url, page.records
+        total = paginator.total_pages(page)
+        if total is not None:
+            yield from self._addressed_pages(paginator, request, min(total, paginator.max_pages))
             return
-        size = len(records)
-        for index in range(1, pager.max_pages):
-            if not records or (pager.type == "offset" and size < pager.limit):
+        for _ in range(1, paginator.max_pages):
+            paginator.update_state(page)
+            if not paginator.has_next_page:
                 return
-            response, body = self._get(url, page_params(index))
-            records = self._records(body, response.url)
-            size = len(records)
-            yield response.url, records
+            paginator.update_request(request)
+            page = self._page(request)
+            yield page.url, page.records
+
+    def _addressed_pages(
+        self, paginator: Paginator, first: PageRequest, pages: int
+    ) -> Iterator[tuple[str, list[Any]]]:
+        """Pages 1 .. pages - 1, fetched concurrently, yielded in order."""
+        workers = max(1, self.source.concurrency)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            # A sliding window of requests in flight: pages come back in order and at most
+            # 2 x concurrency of them are held in memory at once.
+            pending: deque[Future[Page]] = deque()
+            index = 1
+            while index < pages or pending:
+                while index < pages and len(pending) < 2 * workers:
+                    pending.append(
+                        pool.submit(self._page, paginator.request_for_page(first, index))
+                    )
+                    index += 1
+                page = pending.popleft().result()
+                yield page.url, page.records
+
+    def _page(self, request: PageRequest) -> Page:
+        response, body = self._get(request)
+        return Page(response.url, body, self._records(body, response.url), response.links)
 
     def _records(self, body: Any, url: str) -> list[Any]:
         """The page's records; anything but a list of objects at ``records_path`` is an error.
@@ -498,8 +467,8 @@ class RestReader:
             self._local.session = session
         return session
 
-    def _secret(self, variable: str | None) -> str:
-        assert variable is not None
+    def secret(self, variable: str) -> str:
+        """The variable's value, kept out of every message and log (SourceError if unset)."""
         value = self._environ.get(variable)
         if not value:
             raise SourceError(
@@ -507,93 +476,16 @@ class RestReader:
                 "source.auth is not set.",
                 fix=f"Set {variable} for the code location.",
             )
-        self._keep_secret(value)
+        self.keep_secret(value)
         return value
 
-    def _keep_secret(self, value: str) -> None:
+    def keep_secret(self, value: str) -> None:
+        """Keep ``value`` out of every message and log from now on."""
         if value not in self._secrets:
             self._secrets.append(value)
             register_secret(value)
 
-    def _authorize(self, headers: dict[str, str], params: dict[str, Any]) -> Any:
-        auth = self.source.auth
-        if auth.type == "bearer":
-            headers["Authorization"] = f"Bearer {self._secret(auth.token_env)}"
-        elif auth.type == "api_key":
-            assert auth.name is not None
-            key = self._secret(auth.key_env)
-            if auth.location == "header":
-                headers[auth.name] = key
-            else:
-                params[auth.name] = key
-        elif auth.type == "basic":
-            return (self._secret(auth.username_env), self._secret(auth.password_env))
-        elif auth.type == "oauth2_client_credentials":
-            headers["Authorization"] = f"Bearer {self._oauth_token()}"
-        return None
-
-    def _oauth_token(self, *, refresh: bool = False) -> str:
-        auth = self.source.auth
-        with self._token_lock:
-            if self._token and not refresh and time.monotonic() < self._token[1]:
-                return self._token[0]
-            assert auth.token_url is not None
-            body = self._token_body(auth.token_url)
-            token = body.get("access_token") if isinstance(body, dict) else None
-            if not isinstance(token, str) or not token:
-                keys = ", ".join(sorted(body)) if isinstance(body, dict) else json_kind(body)
-                raise SourceError(
-                    f"Dataset '{self.dataset}': the OAuth2 token endpoint {auth.token_url} "
-                    f"answered without an access_token (it gave: {keys or 'an empty object'}).",
-                    fix="Check source.auth.token_url (it must be the client-credentials token "
-                    "endpoint) and the scope.",
-                )
-            self._keep_secret(token)
-            try:
-                lifetime = float(body.get("expires_in", 3600))
-            except (TypeError, ValueError):
-                lifetime = 3600.0
-            self._token = (token, time.monotonic() + max(0.0, lifetime - 5))
-            return token
-
-    def _token_body(self, token_url: str) -> Any:
-        """Ask the token endpoint for a token; its JSON answer."""
-        auth = self.source.auth
-        data = {"grant_type": "client_credentials"}
-        if auth.scope:
-            data["scope"] = auth.scope
-        try:
-            response = requests.post(
-                token_url,
-                data=data,
-                auth=(self._secret(auth.client_id_env), self._secret(auth.client_secret_env)),
-                timeout=self.source.timeout_seconds,
-            )
-        except requests.RequestException as exc:
-            raise SourceError(
-                f"Dataset '{self.dataset}': the OAuth2 token endpoint {token_url} did not "
-                f"answer: {type(exc).__name__}.",
-                fix="Check that source.auth.token_url is reachable; the load is safe to retry.",
-                transient=True,
-            ) from None
-        if response.status_code != 200:
-            raise SourceError(
-                f"Dataset '{self.dataset}': the OAuth2 token endpoint {token_url} "
-                f"answered HTTP {response.status_code}.",
-                fix="Check the client id and secret variables and source.auth.token_url.",
-                transient=response.status_code in _RETRY_STATUSES,
-            )
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            kind = response.headers.get("Content-Type", "unknown content type")
-            raise SourceError(
-                f"Dataset '{self.dataset}': the OAuth2 token endpoint {token_url} answered "
-                f"HTTP 200 with a body that is not JSON ({kind}).",
-                fix="Check source.auth.token_url: it must be the token endpoint, not a login page.",
-            ) from None
-
-    def _get(self, url: str, params: dict[str, Any] | None) -> tuple[requests.Response, Any]:
+    def _get(self, request: PageRequest) -> tuple[requests.Response, Any]:
         retry = self.source.retry
 
         def wait(state: RetryCallState) -> float:
@@ -617,21 +509,19 @@ class RestReader:
             reraise=True,
         )
         try:
-            return retrying(self._get_once, url, params)
+            return retrying(self._get_once, request)
         except _Retryable as exc:
-            raise SourceError(
+            raise SourceUnavailable(
                 f"Dataset '{self.dataset}': {self._redact(str(exc))} (after {retry.attempts} "
                 "attempt(s)). Nothing was written; the window keeps its previous rows.",
                 fix="Check the API's status; the load is safe to retry.",
-                transient=True,
             ) from None
 
-    def _get_once(self, url: str, params: dict[str, Any] | None) -> tuple[requests.Response, Any]:
-        headers: dict[str, str] = {}
-        query = dict(params or {})
+    def _get_once(self, request: PageRequest) -> tuple[requests.Response, Any]:
+        url, headers, query = request.url, dict[str, str](), dict(request.params or {})
         # Credentials go to the declared API only, never to a host a next link points at.
         trusted = _origin(url) == _origin(self.source.base_url)
-        basic = self._authorize(headers, query) if trusted else None
+        basic = self._auth.apply(headers, query, self) if trusted else None
         if not trusted:  # a next link that echoes the query carries an API key with it
             url = _without_secrets(url, self._secrets)
         try:
@@ -639,6 +529,7 @@ class RestReader:
                 self.source.method,
                 url,
                 params=query or None,
+                json=request.json,
                 headers=headers,
                 auth=basic,
                 timeout=self.source.timeout_seconds,
@@ -659,8 +550,8 @@ class RestReader:
                 fix="Credentials are sent only to base_url's scheme, host and port; point "
                 "base_url at the host the pages come from.",
             )
-        if response.status_code == 401 and self.source.auth.type == "oauth2_client_credentials":
-            self._oauth_token(refresh=True)  # expired early: fetch a new token, then retry
+        if response.status_code == 401 and self._auth.refresh(self):
+            # A token that expired early was renewed: try again.
             raise _Retryable(f"{shown} answered HTTP 401 with an expired token")
         if response.status_code in _RETRY_STATUSES:
             raise _Retryable(

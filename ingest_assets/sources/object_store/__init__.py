@@ -1,0 +1,1 @@
+"""The object_store source kind."""

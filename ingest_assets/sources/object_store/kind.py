@@ -1,0 +1,153 @@
+"""The object-store source kind: files in S3 (or an S3-compatible store) or a local folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ingest_assets.errors import SourceError
+from ingest_assets.paths import data_dir
+from ingest_assets.redaction import register_secret
+from ingest_assets.sources.object_store.landing import LandingFeed
+from ingest_assets.sources.object_store.reader import (
+    KeyPeriods,
+    LocalStore,
+    ObjectStore,
+    ObjectStoreReader,
+    S3Store,
+    literal_prefix,
+    split_s3_location,
+    store_errors,
+)
+from ingest_assets.sources.object_store.spec import (
+    GRANULARITY_RANK,
+    ObjectStoreSource,
+    check_readable_template,
+    key_template_granularity,
+)
+from ingest_assets.sources.registry import SOURCE_KINDS, SourceKind, resource
+from ingest_assets.spec.triggers import LandingTrigger
+from ingest_assets.windows import Window
+
+if TYPE_CHECKING:
+    from ingest_assets.spec.dataset import DatasetSpec
+
+#: Keys listed at most when probing a store.
+MAX_KEYS = 10_000
+
+
+@runtime_checkable
+class _ClientFactory(Protocol):
+    """An S3 resource that makes clients (Dagster's ``S3Resource`` outside a run)."""
+
+    def get_client(self) -> Any:
+        """A boto3 S3 client."""
+        ...
+
+
+class ObjectStoreKind(SourceKind[ObjectStoreSource]):
+    """Objects under a location, mapped to partitions by a key template (the default kind)."""
+
+    name = "object_store"
+    model = ObjectStoreSource
+    summary = "files in S3 or a local folder"
+    template = """        location: "<s3://bucket/prefix, or a folder under INGEST_ASSETS_DATA_DIR>"
+        key_template: "<keys of one period, e.g. dt={date}/*.csv>"
+"""
+
+    def open(
+        self, dataset: DatasetSpec, source: ObjectStoreSource, resources: Any
+    ) -> ObjectStoreReader:
+        """A reader over the source's store."""
+        return ObjectStoreReader(self.store(source, resources), source, dataset=dataset.name)
+
+    def store(self, source: ObjectStoreSource, resources: Any) -> ObjectStore:
+        """The store: S3 through the source's S3 resource, or a local folder."""
+        if not source.is_s3:
+            root = Path(source.location)
+            return LocalStore(root if root.is_absolute() else data_dir() / root)
+        # botocore logs request headers at DEBUG (a session token among them): keep them out.
+        for variable in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            register_secret(os.environ.get(variable))
+        bucket, prefix = split_s3_location(source.location)
+        # Through Dagster's ``context.resources`` an S3Resource is already its boto3 client.
+        client = resource(resources, source.resource)
+        if isinstance(client, _ClientFactory):
+            client = client.get_client()
+        return S3Store(client, bucket, prefix)
+
+    def label(self, source: ObjectStoreSource) -> str:
+        """'s3 s3://bucket/orders/dt={date}/*.csv' or 'files landing/orders/...'."""
+        where = "s3" if source.is_s3 else "files"
+        return f"{where} {source.location.rstrip('/')}/{source.key_template}"
+
+    def tag(self, source: ObjectStoreSource) -> str:
+        """'s3' or 'file'."""
+        return "s3" if source.is_s3 else "file"
+
+    def metadata(self, source: ObjectStoreSource) -> dict[str, Any]:
+        """The location and the key template."""
+        return {"source": source.location, "key_template": source.key_template}
+
+    def pool_key(self, source: ObjectStoreSource) -> str:
+        """One pool per bucket; local files share one."""
+        return "s3_" + split_s3_location(source.location)[0] if source.is_s3 else "files"
+
+    def resource_keys(self, source: ObjectStoreSource) -> set[str]:
+        """The S3 resource of an s3:// location."""
+        return {source.resource} if source.is_s3 else set()
+
+    def check(self, dataset: DatasetSpec, source: ObjectStoreSource) -> None:
+        """The key template pins down the cadence's periods (and can be read back by a sensor)."""
+        if dataset.load.mode == "snapshot":
+            raise ValueError("load.mode 'snapshot' applies to SQL sources only")
+        if isinstance(dataset.trigger, LandingTrigger):
+            check_readable_template(source.key_template)
+        granularity = key_template_granularity(source.key_template)
+        cadence = dataset.partitioning.cadence
+        if GRANULARITY_RANK[granularity] > GRANULARITY_RANK[cadence]:
+            raise ValueError(
+                f"source.key_template {source.key_template!r} only pins down {granularity} "
+                f"periods, so it cannot select the objects of one {cadence} partition; add a finer "
+                "placeholder (e.g. {day} or {hour}) or use a coarser cadence"
+            )
+
+    def probe(
+        self, dataset: DatasetSpec, source: ObjectStoreSource, resources: Any, window: Window
+    ) -> str:
+        """The store lists objects under the template's prefix that match it."""
+        store = self.store(source, resources)
+        prefix = literal_prefix(source.key_template)
+        periods = KeyPeriods(source.key_template, dataset.partitioning.timezone)
+        matched, latest, scanned = 0, "", 0
+        with store_errors(dataset.name, source.location):
+            for info in store.list(prefix):
+                scanned += 1
+                if periods.period_of(info.key) is not None:
+                    matched += 1
+                    latest = max(latest, info.key)
+                if scanned >= MAX_KEYS:
+                    break
+        if not matched:
+            raise SourceError(
+                f"Dataset '{dataset.name}': the store answers, but no object under "
+                f"{store.uri(prefix)!r} matches key_template {source.key_template!r}.",
+                fix="Check source.location and source.key_template against the object keys "
+                "(e.g. dt={date}/*.csv for dt=2026-11-01/orders.csv).",
+            )
+        more = "+" if scanned >= MAX_KEYS else ""
+        noun = "object matches" if matched == 1 else "objects match"
+        return f"{matched}{more} {noun}; latest {store.uri(latest)}"
+
+    def landing(self, dataset: DatasetSpec, source: ObjectStoreSource) -> LandingFeed:
+        """What a landing sensor watches: the store's keys under the template's prefix."""
+        return LandingFeed(
+            location=source.location,
+            key_template=source.key_template,
+            resource_keys=self.resource_keys(source),
+            open_store=lambda resources: self.store(source, resources),
+        )
+
+
+SOURCE_KINDS.register(ObjectStoreKind())

@@ -1,0 +1,1 @@
+"""The rest source kind."""

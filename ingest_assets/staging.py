@@ -1,0 +1,185 @@
+"""Staging: a window's validated and rejected rows written to local Parquet files.
+
+The engine stages every window before anything is written, so the destination receives files
+it can copy in one short transaction. The queries over staged files (uniqueness, dedup, checksum)
+run in a scratch DuckDB of the engine's, never in the destination.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest_assets.destinations.base import WINDOW_COLUMN
+from ingest_assets.quality.checks import CheckOutcome, key_outcome
+from ingest_assets.quality.schema import Failure, Validated, ValidationSummary
+from ingest_assets.sources.base import Origins
+
+#: The column every loaded row carries: the object (or table, or page) it was read from.
+OBJECT_COLUMN = "_ingest_object"
+#: Staged Parquet files in DuckDB SQL, bound as a list parameter, combined by column name.
+STAGED = "read_parquet(?, union_by_name = true)"
+
+
+def quote(identifier: str) -> str:
+    """Quote a SQL identifier for DuckDB."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def staged_rows(files: list[Path]) -> int:
+    """Rows in staged Parquet files, from their footers."""
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+
+
+class Stage:
+    """The window's validated rows and rejected rows, staged to local Parquet files.
+
+    A new file starts whenever the batches' columns change (new source columns under the
+    ``evolve`` drift policy); the destination combines the files by column name.
+
+    Args:
+        folder: Where the files go.
+        schema: The declared output columns (the first file always has them, even when empty).
+        rejected_schema: The quarantine rows' columns.
+        scratch: An in-memory DuckDB connection for the queries over the staged files.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        schema: pa.Schema,
+        rejected_schema: pa.Schema,
+        scratch: duckdb.DuckDBPyConnection,
+    ) -> None:
+        self.folder = folder
+        self.scratch = scratch
+        self.schema = schema.append(pa.field(WINDOW_COLUMN, _WINDOW_TYPE)).append(
+            pa.field(OBJECT_COLUMN, pa.string())
+        )
+        self.rejected_schema = rejected_schema.append(pa.field(WINDOW_COLUMN, _WINDOW_TYPE))
+        self.files: list[Path] = []
+        self.rejected_files: list[Path] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._rejected_writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> Stage:
+        self._open(self.schema)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for writer in (self._writer, self._rejected_writer):
+            if writer is not None:
+                writer.close()
+
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
+        if self._writer is not None:
+            self._writer.close()
+        path = self.folder / f"part-{len(self.files):05d}.parquet"
+        self.files.append(path)
+        self._writer = pq.ParquetWriter(path, schema)
+        return self._writer
+
+    def write(self, validated: Validated, origins: Origins, period_start: datetime) -> None:
+        """Stage one validated batch: good rows, and rejected rows for the quarantine."""
+        period = pa.scalar(period_start, _WINDOW_TYPE)
+        good = validated.good
+        if good is not None and good.num_rows:
+            rows = good.num_rows
+            objects = origins.column(validated.kept)
+            batch = good.append_column(WINDOW_COLUMN, pa.repeat(period, rows)).append_column(
+                OBJECT_COLUMN, objects
+            )
+            writer = self._writer
+            if writer is None or not writer.schema.equals(batch.schema):
+                writer = self._open(batch.schema)
+            writer.write_batch(batch)
+        rejected = validated.rejected
+        if rejected is not None and rejected.num_rows:
+            if self._rejected_writer is None:
+                path = self.folder / "rejected.parquet"
+                self.rejected_files.append(path)
+                self._rejected_writer = pq.ParquetWriter(path, self.rejected_schema)
+            self._rejected_writer.write_batch(
+                rejected.append_column(WINDOW_COLUMN, pa.repeat(period, rejected.num_rows))
+            )
+
+    @property
+    def _files(self) -> list[str]:
+        return [str(file) for file in self.files]
+
+    def dedup(self, key: list[str], order_by: str | None) -> int:
+        """Keep one row per key: the highest ``order_by``, then the row read last.
+
+        Returns:
+            The number of rows dropped.
+        """
+        order = f"{quote(order_by)} DESC NULLS LAST, " if order_by else ""
+        path = self.folder / "deduplicated.parquet"
+        before = self.count()
+        # The scratch connection scans on one thread, in file and row order, so the number a
+        # row gets is the order it was read in. (The reserved prefix cannot clash with a
+        # column: the source's own columns never carry it.)
+        self.scratch.execute(
+            f"COPY (WITH numbered AS (SELECT *, row_number() OVER () AS {_SEQUENCE} FROM "
+            f"{STAGED}) SELECT * EXCLUDE ({_SEQUENCE}) FROM numbered QUALIFY row_number() OVER "
+            f"(PARTITION BY {', '.join(quote(c) for c in key)} ORDER BY {order}{_SEQUENCE} DESC)"
+            f" = 1) TO '{path}' (FORMAT parquet)",
+            [self._files],
+        )
+        self.files = [path]
+        return before - self.count()
+
+    def count(self) -> int:
+        """Rows staged."""
+        return staged_rows(self.files)
+
+    def checksum(self) -> str | None:
+        """An order-independent checksum of the staged rows (None when there are none)."""
+        row = self.scratch.execute(
+            f"SELECT count(*), sum(hash(t)) % 18446744073709551616 FROM (SELECT * FROM {STAGED}) t",
+            [self._files],
+        ).fetchone()
+        if not row or not row[0]:
+            return None
+        return f"{int(row[1]):016x}"
+
+    def key_check(self, key: list[str], deduplicated: int) -> CheckOutcome:
+        """Judge whether ``key`` is unique across the staged rows."""
+        columns = ", ".join(quote(column) for column in key)
+        groups = self.scratch.execute(
+            f"SELECT {columns}, count(*) AS n FROM {STAGED} GROUP BY ALL HAVING n > 1 "
+            "ORDER BY n DESC",
+            [self._files],
+        ).fetchall()
+        sample = [
+            {
+                **{name: None if v is None else str(v) for name, v in zip(key, row, strict=False)},
+                "rows": int(row[-1]),
+            }
+            for row in groups[:5]
+        ]
+        return key_outcome(
+            key, len(groups), sum(int(row[-1]) - 1 for row in groups), deduplicated, sample
+        )
+
+    def check_unique(self, columns: list[str], summary: ValidationSummary) -> None:
+        """Record values repeated within the window for columns declared unique."""
+        for column in columns:
+            col = quote(column)
+            rows = self.scratch.execute(
+                f"SELECT {col}, count(*) AS n, min({quote(OBJECT_COLUMN)}) FROM {STAGED} "
+                f"WHERE {col} IS NOT NULL GROUP BY {col} HAVING n > 1 ORDER BY n DESC, {col}",
+                [self._files],
+            ).fetchall()
+            for value, count, object_uri in rows:
+                summary.add(Failure(column, "field_uniqueness", value, object_uri, None), count)
+                summary.rows_failed += count
+
+
+_WINDOW_TYPE = pa.timestamp("us", tz="UTC")
+#: The order a staged row was read in, while duplicates are dropped.
+_SEQUENCE = '"_ingest_sequence"'
