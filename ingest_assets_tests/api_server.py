@@ -101,8 +101,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self._drop()
 
-    def do_POST(self) -> None:  # the OAuth2 token endpoint
+    def do_POST(self) -> None:  # a search endpoint, or the OAuth2 token endpoint
         state = self.state
+        if self.path.startswith("/v1/search"):
+            self._search()
+            return
         if state.token_mode == "close":
             self._drop()
             return
@@ -126,6 +129,23 @@ class _Handler(BaseHTTPRequestHandler):
             token = f"token-{state.tokens_issued}"
             state._tokens[token] = time.monotonic() + state.token_lifetime
         self._send(200, {"access_token": token, "expires_in": state.token_lifetime})
+
+    def _search(self) -> None:
+        """POST /v1/search?page=N with {"filter": {"from": ..., "to": ...}}: a page of records."""
+        state = self.state
+        length = int(self.headers.get("Content-Length", 0))
+        request = json.loads(self.rfile.read(length) or b"null")
+        with state._lock:
+            state.requests += 1
+            state.seen.append((dict(self.headers.items()), json.dumps(request)))
+        window = request.get("filter", {}) if isinstance(request, dict) else {}
+        if not {"from", "to"} <= window.keys():
+            self._send(400, {"error": "filter.from and filter.to are required"})
+            return
+        rows = [r for r in state.records if window["from"] <= r["created_at"] < window["to"]]
+        query = {key: values[0] for key, values in parse_qs(urlsplit(self.path).query).items()}
+        page = int(query.get("page", 1))
+        self._send(200, {"data": rows[(page - 1) * state.page_size : page * state.page_size]})
 
     def _authorized(self, query: dict[str, str]) -> bool:
         state, header = self.state, self.headers.get("Authorization", "")

@@ -1,5 +1,7 @@
 """REST sources against a real local HTTP API: paginators, auth, retries, rate limits, failures."""
 
+import json
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -16,6 +18,7 @@ from ingest_assets.components.assets import dataset_asset
 from ingest_assets.engine import RangeReader
 from ingest_assets.errors import SourceError
 from ingest_assets.sources.base import Chunk
+from ingest_assets.sources.rest.paginators import Page, PageRequest, Paginator
 from ingest_assets.sources.rest.reader import RestReader, flatten, parse_retry_after
 from ingest_assets.spec import DatasetSpec, RestSource
 from ingest_assets.windows import Window
@@ -99,6 +102,66 @@ PAGINATORS: list[tuple[str, dict[str, Any], str]] = [
     ("/v1/next", {"type": "next_url", "next_url_path": "links.next"}, "data"),
     ("/v1/link", {"type": "link_header"}, "data"),
 ]
+
+
+class ShortPagePaginator(Paginator):
+    """A project's own paginator: numbered pages until one is shorter than ``size``."""
+
+    def __init__(self, *, size: int) -> None:
+        super().__init__()
+        self.size, self.page = size, 1
+
+    def init_request(self, request: PageRequest) -> None:
+        request.params = {**(request.params or {}), "page": self.page}
+
+    def update_state(self, page: Page) -> None:
+        self.has_next_page = len(page.records) == self.size
+        self.page += 1
+
+    def update_request(self, request: PageRequest) -> None:
+        request.params = {**(request.params or {}), "page": self.page}
+
+
+def test_a_custom_paginator_named_by_reference_walks_the_pages(
+    api: tuple[str, ApiState], data_dir: Path
+) -> None:
+    base, state = api
+    ref = f"{__name__}:ShortPagePaginator"
+    options = {"size": state.page_size}
+    spec = rest_spec(base, "/v1/page", paginator={"type": "custom", "ref": ref, "options": options})
+    assert load(spec, data_dir).success
+    assert loaded_ids(data_dir) == EXPECTED
+    pages = [query for _, query in state.seen if "page=" in query]
+    assert len(pages) == math.ceil(REST_PER_DAY / state.page_size)  # stopped at the short page
+
+
+def test_a_custom_paginator_that_is_not_one_fails_at_load_naming_it() -> None:
+    with pytest.raises(ValueError, match="'json:dumps' is not a subclass of .*Paginator"):
+        rest_spec(
+            "http://127.0.0.1:1", "/v1/page", paginator={"type": "custom", "ref": "json:dumps"}
+        )
+
+
+def test_post_sends_the_window_in_a_templated_json_body(
+    api: tuple[str, ApiState], data_dir: Path
+) -> None:
+    base, state = api
+    body = {"filter": {"from": "{start}", "to": "{end}"}, "fields": ["id", "amount"]}
+    spec = rest_spec(base, "/v1/search", method="POST", body=body, params={},
+                     paginator={"type": "page_number"})  # fmt: skip
+    assert load(spec, data_dir).success
+    assert loaded_ids(data_dir) == EXPECTED
+    sent = json.loads(state.seen[0][1])
+    assert sent == {"filter": {"from": "2026-10-02T00:00:00Z", "to": "2026-10-03T00:00:00Z"},
+                    "fields": ["id", "amount"]}  # fmt: skip
+
+
+def test_a_body_with_get_or_an_unknown_placeholder_fails_at_load() -> None:
+    with pytest.raises(ValueError, match="body is sent with method: POST only"):
+        rest_spec("http://127.0.0.1:1", "/v1/search", body={"q": "x"})
+    with pytest.raises(ValueError, match=r"body.filter.since: unknown placeholder \{yesterday\}"):
+        rest_spec("http://127.0.0.1:1", "/v1/search", method="POST",
+                  body={"filter": {"since": "{yesterday}"}})  # fmt: skip
 
 
 @pytest.mark.parametrize(("endpoint", "paginator", "records_path"), PAGINATORS)
