@@ -136,7 +136,7 @@ def test_a_custom_paginator_named_by_reference_walks_the_pages(
 
 
 def test_a_custom_paginator_that_is_not_one_fails_at_load_naming_it() -> None:
-    with pytest.raises(ValueError, match="'json:dumps' is not a subclass of .*Paginator"):
+    with pytest.raises(ValueError, match=r"'json:dumps' is not a subclass of .*Paginator"):
         rest_spec(
             "http://127.0.0.1:1", "/v1/page", paginator={"type": "custom", "ref": "json:dumps"}
         )
