@@ -15,8 +15,11 @@ from dagster._core.remote_representation.external_data import (
 from dagster_duckdb import DuckDBResource
 
 from ingest_assets.components.assets import dataset_asset
+from ingest_assets.resources.apis import RestApi
 from ingest_assets.resources.databases import SqlDatabase
 from ingest_assets.spec import DatasetSpec
+from ingest_assets_tests.api_server import ApiState
+from ingest_assets_tests.conftest import REST_DAY, REST_PER_DAY, step_failure
 from ingest_assets_tests.postgres import Postgres
 
 DAY = "2026-10-02"
@@ -93,3 +96,62 @@ def test_a_dataset_naming_an_undeclared_resource_fails_naming_it(data_dir: Path)
             partition_key=DAY,
             resources={"duckdb": DuckDBResource(database=str(data_dir / "w.duckdb"))},
         )
+
+
+def _api_dataset(name: str, endpoint: str, paginator: str) -> DatasetSpec:
+    return DatasetSpec.model_validate(
+        {
+            "name": name,
+            "source": {
+                "kind": "rest",
+                "resource": "orders_api",
+                "endpoint": endpoint,
+                "params": {"start": "{start}", "end": "{end}"},
+                "records_path": "data",
+                "paginator": {"type": paginator},
+            },
+            "partitioning": {"cadence": "daily", "start": "2026-10-01"},
+            "schema": {"columns": {"id": {"dtype": "string"}, "amount": {"dtype": "float64"}}},
+            "destination": {"table": f"raw.{name}"},
+        }
+    )
+
+
+def test_two_datasets_read_one_declared_api_whose_token_stays_secret(
+    api: tuple[str, ApiState], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, state = api
+    state.auth = "bearer"
+    monkeypatch.setenv("ORDERS_API_TOKEN", state.secret)
+    specs = [
+        _api_dataset("paged", "/v1/page", "page_number"),
+        _api_dataset("cursored", "/v1/cursor", "cursor"),
+    ]
+    warehouse = data_dir / "warehouse.duckdb"
+    defs = dg.Definitions(
+        assets=[dataset_asset(spec, origin="api/defs.yaml") for spec in specs],
+        resources={
+            "orders_api": RestApi(base_url=base + "/", token=dg.EnvVar("ORDERS_API_TOKEN")),
+            "duckdb": DuckDBResource(database=str(warehouse)),
+        },
+    )
+    snap = RepositorySnap.from_def(defs.get_repository_def())
+    (orders_api,) = [r for r in snap.resources if r.name == "orders_api"]
+    assert orders_api.configured_values["token"] == ResourceConfigEnvVarSnap(
+        name="ORDERS_API_TOKEN"
+    )
+    assert sorted(k.to_user_string() for k in orders_api.asset_keys_using) == ["cursored", "paged"]
+    assert state.secret not in repr(snap)
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(partition_key=REST_DAY)
+    assert result.success
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        for table in ("paged", "cursored"):
+            assert conn.execute(f"SELECT count(*) FROM raw.{table}").fetchone() == (REST_PER_DAY,)
+
+    monkeypatch.setenv("ORDERS_API_TOKEN", "not-the-token")
+    failed = job.execute_in_process(partition_key=REST_DAY, raise_on_error=False)
+    assert not failed.success
+    message = step_failure(failed)
+    assert "HTTP 401" in message and "not-the-token" not in message

@@ -60,6 +60,40 @@ class Authenticator(ABC):
         return False
 
 
+class RestApiSettings(Protocol):
+    """What a reader takes from an API resource (``RestApi`` in Dagster)."""
+
+    @property
+    def base_url(self) -> str:
+        """Scheme, host and base path."""
+        ...
+
+    @property
+    def token(self) -> str | None:
+        """A bearer token (a secret), if the API wants one."""
+        ...
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers every request carries (no secrets: they may follow next links)."""
+        ...
+
+
+class TokenAuth(Authenticator):
+    """A bearer token given as a value (by an API resource), sent to the API's origin only."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def apply(
+        self, headers: dict[str, str], params: dict[str, Any], secrets: Secrets
+    ) -> tuple[str, str] | None:
+        """``Authorization: Bearer <token>``."""
+        secrets.keep_secret(self.token)
+        headers["Authorization"] = f"Bearer {self.token}"
+        return None
+
+
 class _NoCredentials(Authenticator):
     def apply(
         self, headers: dict[str, str], params: dict[str, Any], secrets: Secrets

@@ -36,6 +36,7 @@ from ingest_assets.errors import SourceError, SourceUnavailable
 from ingest_assets.redaction import register_secret
 from ingest_assets.sources.base import Chunk, ReadPlan
 from ingest_assets.sources.object_store.formats import json_kind
+from ingest_assets.sources.rest.auth import RestApiSettings, TokenAuth
 from ingest_assets.sources.rest.paginators import Page, PageRequest, Paginator, path_get
 from ingest_assets.sources.rest.spec import PARAM_PLACEHOLDER, RestSource
 from ingest_assets.windows import Window
@@ -171,13 +172,27 @@ class RestReader:
     """
 
     def __init__(
-        self, source: RestSource, *, dataset: str, environ: Mapping[str, str] | None = None
+        self,
+        source: RestSource,
+        *,
+        dataset: str,
+        environ: Mapping[str, str] | None = None,
+        api: RestApiSettings | None = None,
     ) -> None:
         self.source = source
         self.dataset = dataset
+        base_url = api.base_url.rstrip("/") if api is not None else source.base_url
+        if base_url is None:
+            raise SourceError(
+                f"Dataset '{dataset}': source.resource {source.resource!r} gave no base_url.",
+                fix="Set base_url on the RestApi resource.",
+            )
+        self.base_url = base_url
+        self._headers = {**(api.headers if api is not None else {}), **source.headers}
         self._environ = environ if environ is not None else os.environ
         self._secrets: list[str] = []
-        self._auth = source.auth.build()
+        token = api.token if api is not None else None
+        self._auth = source.auth.build() if not token else TokenAuth(token)
         self._local = threading.local()
 
     @property
@@ -277,7 +292,7 @@ class RestReader:
     # -- pages -------------------------------------------------------------------------------
 
     def _url(self) -> str:
-        return self.source.base_url + self.source.endpoint
+        return self.base_url + self.source.endpoint
 
     def _bounds(self, window: Window) -> dict[str, str]:
         return {"start": self._render(window.start), "end": self._render(window.end)}
@@ -450,10 +465,10 @@ class RestReader:
         session = getattr(self._local, "session", None)
         if session is None:
             session = _Session(self._secrets)
-            session.headers.update(self.source.headers)
+            session.headers.update(self._headers)
             rps = self.source.requests_per_second
             if rps:
-                key = f"{self.dataset}:{self.source.base_url}"
+                key = f"{self.dataset}:{self.base_url}"
                 with _LIMITERS_LOCK:
                     if key not in _LIMITERS:
                         # One request per 1/rps seconds: a smooth rate, not bursts of rps.
@@ -520,7 +535,7 @@ class RestReader:
     def _get_once(self, request: PageRequest) -> tuple[requests.Response, Any]:
         url, headers, query = request.url, dict[str, str](), dict(request.params or {})
         # Credentials go to the declared API only, never to a host a next link points at.
-        trusted = _origin(url) == _origin(self.source.base_url)
+        trusted = _origin(url) == _origin(self.base_url)
         basic = self._auth.apply(headers, query, self) if trusted else None
         if not trusted:  # a next link that echoes the query carries an API key with it
             url = _without_secrets(url, self._secrets)
@@ -545,7 +560,7 @@ class RestReader:
         if response.status_code in (401, 403) and not trusted:
             raise SourceError(
                 f"Dataset '{self.dataset}': {shown} answered HTTP {response.status_code}; it is "
-                f"outside {_origin_text(self.source.base_url)}, so no credentials were sent to "
+                f"outside {_origin_text(self.base_url)}, so no credentials were sent to "
                 "it. Nothing was written.",
                 fix="Credentials are sent only to base_url's scheme, host and port; point "
                 "base_url at the host the pages come from.",

@@ -31,8 +31,16 @@ class RestSource(Strict):
     """A JSON HTTP API, read page by page for a window."""
 
     kind: Literal["rest"] = Field(description="'rest'.")
-    base_url: str = Field(
-        description="Scheme, host and base path, e.g. https://api.example.com/v1."
+    base_url: str | None = Field(
+        default=None,
+        description="Scheme, host and base path, e.g. https://api.example.com/v1. Give this or "
+        "'resource'.",
+    )
+    resource: str | None = Field(
+        default=None,
+        json_schema_extra={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+        description="Key of a declared RestApi resource (its base_url and token, shared by every "
+        "dataset of that API). Give this or 'base_url'.",
     )
     endpoint: str = Field(default="", description="Path below base_url, e.g. /orders.")
     method: Literal["GET", "POST"] = Field(default="GET", description="HTTP method.")
@@ -75,7 +83,9 @@ class RestSource(Strict):
 
     @field_validator("base_url")
     @classmethod
-    def _base_url(cls, value: str) -> str:
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
         return value.rstrip("/")
@@ -100,7 +110,16 @@ class RestSource(Strict):
     def _body_needs_post(self) -> RestSource:
         if self.body is not None and self.method != "POST":
             raise ValueError("body is sent with method: POST only")
+        if (self.base_url is None) == (self.resource is None):
+            raise ValueError(
+                "give exactly one of 'base_url' or 'resource' (a declared RestApi resource)"
+            )
         return self
+
+    @property
+    def api(self) -> str:
+        """The API as people name it: its base URL, or the resource it is reached through."""
+        return self.base_url or f"resource {self.resource}"
 
 
 def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
