@@ -17,10 +17,12 @@ from dagster_duckdb import DuckDBResource
 
 from ingest_assets.cli import FAILED, INVALID, OK, main
 from ingest_assets.components.assets import dataset_asset
-from ingest_assets.onboarding import load_declared
+from ingest_assets.onboarding import COMPONENT_TYPE, load_declared
+from ingest_assets.templates import render
 from ingest_assets_tests.api_server import ApiState, api_server, make_records
 from ingest_assets_tests.conftest import PG_PASSWORD, csv_bytes, free_port, query, write_csv
 from ingest_assets_tests.postgres import Postgres
+from ingest_assets_tests.test_spec import DEMO_YAML, _dg, _project_copy
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 START = (datetime.now(UTC) - timedelta(days=5)).date().isoformat()
@@ -320,3 +322,12 @@ def test_console_script_exit_codes_and_debug_traceback(tmp_path: Path, defs: Pat
         timeout=120,
     )
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_dg_scaffold_writes_the_template_ingest_assets_new_writes(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path, DEMO_YAML)
+    done = _dg(project, "scaffold", "defs", COMPONENT_TYPE, "shop_orders", "--kind", "sql")
+    assert done.returncode == 0, done.stderr
+    written = (project / "ingest_assets" / "defs" / "shop_orders" / "defs.yaml").read_text()
+    assert written == render("sql", "shop_orders")
+    assert "kind: sql" in written and 'url_env: "<VARIABLE' in written
