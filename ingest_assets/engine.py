@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -139,11 +140,14 @@ def load_windows(
         SourceError, ValidationFailed, DestinationError: as :func:`load_window`; a
             ``ValidationFailed`` carries the report of the first window that failed.
     """
-    log = log or _log
-    keys = partitions or [str(window) for window in windows]
-    started_at = datetime.now(UTC)
-    peak = PeakMemory()
-    reports = [LoadReport(spec.name, window, spec.destination.table) for window in windows]
+    run = _Run(
+        spec,
+        [LoadReport(spec.name, window, spec.destination.table) for window in windows],
+        partitions or [str(window) for window in windows],
+        run_id,
+        salt,
+        log or _log,
+    )
     # A source that can keep one connection for the whole run (SQL) does so.
     session = reader.session() if isinstance(reader, Sessions) else nullcontext()
     # A source that can read a whole range in one pass (SQL, REST) does so, split into windows.
@@ -151,41 +155,28 @@ def load_windows(
         reader = RangeReader(reader, windows)
     try:
         with session:
-            _load(
-                spec,
-                reports,
-                reader,
-                warehouse,
-                run_id=run_id,
-                salt=salt,
-                keys=keys,
-                started_at=started_at,
-                log=log,
-                peak=peak,
-            )
+            _load(run, reader, warehouse)
     except Exception as exc:
-        failed = exc.report if isinstance(exc, ValidationFailed) else None
-        error = (
-            str(exc) if isinstance(exc, IngestError) else f"unexpected {type(exc).__name__}: {exc}"
-        )
-        for key, report in zip(keys, reports, strict=True):
-            report.peak_rss_bytes = peak.read()
-            if warehouse is None:
-                continue
-            _audit_failure(
-                warehouse,
-                report,
-                run_id=run_id,
-                partition=key,
-                started_at=started_at,
-                error=error
-                if failed is None or failed is report or len(reports) == 1
-                else f"not written: partition {keys[reports.index(failed)]} of the same run "
-                f"failed ({error})",
-                log=log,
-            )
+        for report in run.reports:
+            report.peak_rss_bytes = run.peak.read()
+        if warehouse is not None:
+            _audit_failures(run, warehouse, exc)
         raise
-    return reports
+    return run.reports
+
+
+@dataclass
+class _Run:
+    """One call of :func:`load_windows`: what its phases share."""
+
+    spec: DatasetSpec
+    reports: list[LoadReport]
+    keys: list[str]
+    run_id: str
+    salt: str | None
+    log: logging.Logger
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    peak: PeakMemory = field(default_factory=PeakMemory)
 
 
 class RangeReader:
@@ -244,49 +235,33 @@ def record_failure(
     (A load that :func:`load_window` began records its own row.)
     """
     report = LoadReport(spec.name, window, spec.destination.table)
-    _audit_failure(
-        warehouse,
-        report,
-        run_id=run_id,
-        partition=partition,
-        started_at=datetime.now(UTC),
-        error=str(error),
-        log=_log,
-    )
+    _audit_failures(_Run(spec, [report], [partition], run_id, None, _log), warehouse, error)
 
 
-def _audit_failure(
-    warehouse: Destination,
-    report: LoadReport,
-    *,
-    run_id: str,
-    partition: str,
-    started_at: datetime,
-    error: str,
-    log: logging.Logger,
-) -> None:
-    """Append a failed load's audit row; a failure to do so is logged, never raised."""
-    record = report.audit(run_id=run_id, partition=partition, started_at=started_at)
-    record.status, record.rows_written, record.checksum, record.error = "failed", 0, None, error
-    try:
-        warehouse.record_load(record)
-    except Exception as exc:  # never hide the load's own error
-        log.warning("%s: the audit row could not be written: %s", report.dataset, exc)
+def _audit_failures(run: _Run, warehouse: Destination, exc: Exception) -> None:
+    """A ``failed`` audit row for every window of a run that failed; never raises."""
+    failed = exc.report if isinstance(exc, ValidationFailed) else None
+    error = str(exc) if isinstance(exc, IngestError) else f"unexpected {type(exc).__name__}: {exc}"
+    reports = run.reports
+    for key, report in zip(run.keys, reports, strict=True):
+        record = report.audit(run_id=run.run_id, partition=key, started_at=run.started_at)
+        record.status, record.rows_written, record.checksum = "failed", 0, None
+        record.error = (
+            error
+            if failed is None or failed is report or len(reports) == 1
+            else f"not written: partition {run.keys[reports.index(failed)]} of the same run "
+            f"failed ({error})"
+        )
+        try:
+            warehouse.record_load(record)
+        except Exception as audit_error:  # never hide the load's own error
+            run.log.warning(
+                "%s: the audit row could not be written: %s", report.dataset, audit_error
+            )
 
 
-def _load(
-    spec: DatasetSpec,
-    reports: list[LoadReport],
-    reader: SourceReader,
-    warehouse: Destination | None,
-    *,
-    run_id: str,
-    salt: str | None,
-    keys: list[str],
-    started_at: datetime,
-    log: logging.Logger,
-    peak: PeakMemory,
-) -> None:
+def _validator(spec: DatasetSpec, salt: str | None) -> BatchValidator:
+    """The dataset's validator; a hash-masked column without its salt is a ConfigError."""
     declared = spec.table_schema.columns or {}
     if any(column.mask == "hash" for column in declared.values()) and not salt:
         raise ConfigError(
@@ -295,8 +270,13 @@ def _load(
             fix=f"Set {spec.quality.salt_env} for the code location (a long random secret; keep "
             "it stable, or hashed values stop matching earlier loads).",
         )
-    validator = BatchValidator(spec.table_schema, spec.quality, salt=salt)
-    masking = masking_outcome(declared, spec.quality)
+    return BatchValidator(spec.table_schema, spec.quality, salt=salt)
+
+
+def _load(run: _Run, reader: SourceReader, warehouse: Destination | None) -> None:
+    """Read, validate and judge every window; write them all if none blocks."""
+    spec, reports = run.spec, run.reports
+    validator = _validator(spec, run.salt)
     volume = spec.quality.volume
     history = (
         warehouse.load_history(spec.name, reports[0].window.start, volume.trailing)
@@ -318,51 +298,52 @@ def _load(
             report.schema = validator.arrow_schema
             try:
                 folder = Path(tmp) / f"window-{index:05d}"
-                stage = _read_whole(spec, report, reader, validator, folder, scratch, log)
+                stages.append(
+                    _read_whole(spec, report, reader, validator, folder, scratch, run.log)
+                )
             finally:
                 report.cpu_seconds = time.process_time() - cpu_started
-            stages.append(stage)
-            report.checks[MASKING] = masking
-            if warehouse is not None:
-                report.checks[VOLUME] = volume_outcome(
-                    report.rows_read, history, volume, spec.quality.row_count
-                )
-                history.insert(0, report.rows_read)  # the next window of the range compares too
-            report.peak_rss_bytes = peak.read()
-            blocking = [outcome for outcome in report.checks.values() if outcome.blocks]
-            if blocking:
-                raise ValidationFailed(
-                    f"Dataset '{spec.name}', window {report.window}: "
-                    + "; ".join(f"check '{o.name}' failed: {o.description}" for o in blocking)
-                    + ". Nothing was written; the table keeps its previous rows.",
-                    fix=_fix(blocking),
-                    report=report,
-                )
-        if warehouse is None:
-            return
-        _write(spec, reports, stages, warehouse, run_id=run_id, keys=keys,
-               started_at=started_at, peak=peak, log=log)  # fmt: skip
+            _judge(run, report, history if warehouse is not None else None)
+        if warehouse is not None:
+            _write(run, stages, warehouse)
 
 
-def _write(
-    spec: DatasetSpec,
-    reports: list[LoadReport],
-    stages: list[Stage],
-    warehouse: Destination,
-    *,
-    run_id: str,
-    keys: list[str],
-    started_at: datetime,
-    peak: PeakMemory,
-    log: logging.Logger,
-) -> None:
+def _judge(run: _Run, report: LoadReport, history: list[int] | None) -> None:
+    """Add the window's masking and volume checks; raise ValidationFailed if a check blocks.
+
+    Args:
+        run: The run.
+        report: The window's report, read and validated.
+        history: Rows read by earlier windows, newest first (None on a dry run: no volume).
+    """
+    spec = run.spec
+    report.checks[MASKING] = masking_outcome(spec.table_schema.columns or {}, spec.quality)
+    if history is not None:
+        report.checks[VOLUME] = volume_outcome(
+            report.rows_read, history, spec.quality.volume, spec.quality.row_count
+        )
+        history.insert(0, report.rows_read)  # the next window of the range compares too
+    report.peak_rss_bytes = run.peak.read()
+    blocking = [outcome for outcome in report.checks.values() if outcome.blocks]
+    if blocking:
+        raise ValidationFailed(
+            f"Dataset '{spec.name}', window {report.window}: "
+            + "; ".join(f"check '{o.name}' failed: {o.description}" for o in blocking)
+            + ". Nothing was written; the table keeps its previous rows.",
+            fix=_fix(blocking),
+            report=report,
+        )
+
+
+def _write(run: _Run, stages: list[Stage], warehouse: Destination) -> None:
     """Write every window's staged rows in one transaction, with audit rows that count it."""
+    spec, reports, peak, log = run.spec, run.reports, run.peak, run.log
     release_unused()  # what reading held goes back before DuckDB allocates for the write
     write_started = time.perf_counter()
     write_cpu_started = time.process_time()
     audits = [
-        report.audit(run_id=run_id, partition=key, started_at=started_at)
-        for key, report in zip(keys, reports, strict=True)
+        report.audit(run_id=run.run_id, partition=key, started_at=run.started_at)
+        for key, report in zip(run.keys, reports, strict=True)
     ]
 
     def measure() -> None:
@@ -380,7 +361,7 @@ def _write(
             for report, stage, audit in zip(reports, stages, audits, strict=True)
         ],
         load=spec.load,
-        run_id=run_id,
+        run_id=run.run_id,
         dataset=spec.name,
         before_audit=measure,
     )

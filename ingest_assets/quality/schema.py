@@ -496,29 +496,7 @@ class BatchValidator:
             obj, row = origins.locate(index)
             severity = self.severity.get(name, "error")
             failures.append((index, Failure(name, "encoding('utf-8')", shown, obj, row, severity)))
-        for name, logical in self.logical.items():
-            if logical is None:
-                continue
-            original = frame[name]
-            parsed = _parsed_stamps(batch, name) if logical == "timestamp" else None
-            if parsed is not None:  # every value parsed: nothing to report
-                frame[name] = parsed
-                continue
-            converted = coerce_column(original, logical)
-            lost = converted.isna() & original.notna()
-            for index in lost[lost].index:
-                coerced_away.add((name, int(index)))
-                obj, row = origins.locate(int(index))
-                failure = Failure(
-                    name,
-                    f"coerce_dtype('{logical}')",
-                    _plain(original[index]),
-                    obj,
-                    row,
-                    self.severity[name],
-                )
-                failures.append((int(index), failure))
-            frame[name] = converted
+        self._coerce(frame, batch, origins, failures, coerced_away)
         # Rules run on the rows whose values all converted: a value that did not convert is
         # already a failure, and a frame-level rule would see a null where the row had a value.
         # (A model's schema coerces the frame it returns, so it sees every row.)
@@ -545,9 +523,52 @@ class BatchValidator:
         rejected = self._rejected(raw, failures, rejected_rows, origins)
         # Rows that passed are staged even when others broke an error rule (the window will not
         # load), so that the window's uniqueness and key checks still report what they find.
+        return self._good(batch, frame, rejected_rows | error_rows, rejected, summary)
+
+    def _coerce(
+        self,
+        frame: pd.DataFrame,
+        batch: arrow.RecordBatch,
+        origins: Origins,
+        failures: list[tuple[int, Failure]],
+        coerced_away: set[tuple[str, int]],
+    ) -> None:
+        """Convert ``frame``'s columns to the declared types; values that do not convert fail."""
+        for name, logical in self.logical.items():
+            if logical is None:
+                continue
+            original = cast(pd.Series, frame[name])
+            parsed = _parsed_stamps(batch, name) if logical == "timestamp" else None
+            if parsed is not None:  # every value parsed: nothing to report
+                frame[name] = parsed
+                continue
+            converted = coerce_column(original, logical)
+            lost = (converted.isna() & original.notna()).to_numpy(dtype=bool)
+            for index in original.index[lost]:
+                coerced_away.add((name, int(index)))
+                obj, row = origins.locate(int(index))
+                failure = Failure(
+                    name,
+                    f"coerce_dtype('{logical}')",
+                    _plain(original[index]),
+                    obj,
+                    row,
+                    self.severity[name],
+                )
+                failures.append((int(index), failure))
+            frame[name] = converted
+
+    def _good(
+        self,
+        batch: arrow.RecordBatch,
+        frame: pd.DataFrame,
+        dropped: set[int],
+        rejected: arrow.RecordBatch | None,
+        summary: ValidationSummary,
+    ) -> Validated:
+        """The rows not dropped, masked, as Arrow (with new columns under ``evolve``)."""
         kept: arrow.Array | None = None
         good_frame = frame
-        dropped = rejected_rows | error_rows
         if dropped:  # positions of the rows that stay, when some were dropped
             keep = numpy.setdiff1d(numpy.arange(len(frame)), numpy.fromiter(dropped, int))
             if not len(keep):

@@ -153,8 +153,6 @@ class DuckDBWarehouse:
         Raises:
             DestinationError: the write failed; the table is as it was before.
         """
-        name = qualified(table)
-        written: list[int] = []
         window = (
             writes[0].window
             if len(writes) == 1
@@ -164,25 +162,7 @@ class DuckDBWarehouse:
         with self.session(what) as conn:
             conn.execute("BEGIN TRANSACTION")
             try:
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema_name)}")
-                self._ensure_table(
-                    conn, name, table, [str(p) for write in writes for p in write.staged]
-                )
-                if load.mode == "merge":  # window by window: later versions win
-                    for write in writes:
-                        files = [str(path) for path in write.staged]
-                        row = self._merge(conn, name, files, load, run_id)
-                        written.append(int(row[0]) if row else 0)
-                else:  # every window's rows replaced, then all inserted in one statement
-                    if load.mode in ("replace_window", "snapshot"):
-                        for write in writes:
-                            self._delete_window(conn, name, write.window)
-                    conn.execute(
-                        f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
-                        f"now() AS _ingest_loaded_at FROM {STAGED}",
-                        [run_id, [str(p) for write in writes for p in write.staged]],
-                    )
-                    written = [staged_rows(write.staged) for write in writes]
+                written = self._insert(conn, table, writes, load, run_id)
                 for write in writes:
                     self._quarantine(conn, table, write.window, write.rejected, load, run_id)
                 if before_audit is not None:
@@ -198,6 +178,35 @@ class DuckDBWarehouse:
                 conn.execute("ROLLBACK")
                 raise
         return written
+
+    def _insert(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        table: DestinationSpec,
+        writes: list[WindowWrite],
+        load: LoadSpec,
+        run_id: str,
+    ) -> list[int]:
+        """The windows' rows, written as the load mode says (inside the caller's transaction)."""
+        name = qualified(table)
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema_name)}")
+        self._ensure_table(conn, name, table, [str(p) for write in writes for p in write.staged])
+        if load.mode == "merge":  # window by window: later versions win
+            written = []
+            for write in writes:
+                row = self._merge(conn, name, [str(path) for path in write.staged], load, run_id)
+                written.append(int(row[0]) if row else 0)
+            return written
+        # Every window's rows replaced, then all inserted in one statement.
+        if load.mode in ("replace_window", "snapshot"):
+            for write in writes:
+                self._delete_window(conn, name, write.window)
+        conn.execute(
+            f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, "
+            f"now() AS _ingest_loaded_at FROM {STAGED}",
+            [run_id, [str(p) for write in writes for p in write.staged]],
+        )
+        return [staged_rows(write.staged) for write in writes]
 
     @staticmethod
     def _delete_window(conn: duckdb.DuckDBPyConnection, name: str, window: Window) -> None:

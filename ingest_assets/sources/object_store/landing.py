@@ -229,59 +229,77 @@ def scan_landing(
     """
     started = time.monotonic()
     deadline = started + max_seconds
-    next_since = cursor.pass_started - lookback - settle
-    requests: dict[str, LandingRequest] = {}
-    scan = LandingScan(requests=[], cursor=cursor)
-
-    def request(partition: str) -> LandingRequest:
-        if partition not in requests:
-            requests[partition] = LandingRequest(partition)
-        return requests[partition]
-
+    tick = _Tick(cursor, place, ready, now, settle, cursor.pass_started - lookback - settle)
     for partition in [key for key in cursor.waiting if ready(key)]:
-        request(partition).versions |= cursor.waiting.pop(partition)
-
-    last_key = cursor.after
-    complete = True
+        tick.request(partition).versions |= cursor.waiting.pop(partition)
+    last_key, complete = cursor.after, True
     for info in store.list(prefix, start_after=cursor.after):
-        if scan.listed >= max_keys or time.monotonic() > deadline:
+        if tick.scan.listed >= max_keys or time.monotonic() > deadline:
             complete = False
             break
-        scan.listed += 1
+        tick.scan.listed += 1
         last_key = info.key
-        if info.modified < cursor.since:
-            continue
-        digest = version_digest(info)
-        if digest in cursor.seen:
-            if info.modified >= next_since:
-                cursor.next_seen.add(digest)
-            continue
-        if settle and now - info.modified < settle:
-            scan.unsettled += 1
-            continue
-        partition = place(info.key)
-        if partition is None:
-            scan.ignored += 1
-            continue
-        if ready(partition):
-            found = request(partition)
-            found.versions.add(digest)
-            found.keys.append(info.key)
-        else:
-            cursor.waiting.setdefault(partition, set()).add(digest)
-        if info.modified >= next_since:
-            cursor.next_seen.add(digest)
-
+        tick.see(info)
     if complete:
-        cursor.since = next_since
+        cursor.since = tick.next_since
         cursor.seen, cursor.next_seen = cursor.next_seen, set()
         cursor.after = ""
         cursor.pass_started = now
         cursor.passes += 1
     else:
         cursor.after = last_key
-    scan.requests = sorted(requests.values(), key=lambda found: found.partition)
+    scan = tick.scan
+    scan.requests = sorted(tick.requests.values(), key=lambda found: found.partition)
     scan.waiting = sum(len(versions) for versions in cursor.waiting.values())
     scan.pass_complete = complete
     scan.seconds = time.monotonic() - started
     return scan
+
+
+@dataclass
+class _Tick:
+    """What one tick has found so far."""
+
+    cursor: LandingCursor
+    place: Callable[[str], str | None]
+    ready: Callable[[str], bool]
+    now: float
+    settle: float
+    next_since: float
+    requests: dict[str, LandingRequest] = field(default_factory=dict)
+    scan: LandingScan = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scan = LandingScan(requests=[], cursor=self.cursor)
+
+    def request(self, partition: str) -> LandingRequest:
+        """The request of a partition, started on first use."""
+        if partition not in self.requests:
+            self.requests[partition] = LandingRequest(partition)
+        return self.requests[partition]
+
+    def see(self, info: ObjectInfo) -> None:
+        """Take one listed object: new, already requested, unsettled, waiting or ignored."""
+        cursor, scan = self.cursor, self.scan
+        if info.modified < cursor.since:
+            return
+        digest = version_digest(info)
+        if digest in cursor.seen:
+            if info.modified >= self.next_since:
+                cursor.next_seen.add(digest)
+            return
+        if self.settle and self.now - info.modified < self.settle:
+            scan.unsettled += 1
+            return
+        partition = self.place(info.key)
+        if partition is None:
+            scan.ignored += 1
+            return
+        if self.ready(partition):
+            found = self.request(partition)
+            found.versions.add(digest)
+            found.keys.append(info.key)
+        else:
+            cursor.waiting.setdefault(partition, set()).add(digest)
+        if info.modified >= self.next_since:
+            cursor.next_seen.add(digest)
