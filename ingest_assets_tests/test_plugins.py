@@ -16,14 +16,18 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from pydantic import BaseModel, ConfigDict
 
 from ingest_assets.audit import AuditRecord
 from ingest_assets.components.assets import dataset_asset
+from ingest_assets.components.datasets import IngestDatasets
+from ingest_assets.components.translator import DatasetTranslator
 from ingest_assets.core import DESTINATION_KINDS, SOURCE_KINDS, DestinationKind, SourceKind
 from ingest_assets.destinations.base import WindowWrite
 from ingest_assets.errors import SpecError
 from ingest_assets.onboarding import describe, load_declared, probe
+from ingest_assets.paths import PROJECT_ROOT
 from ingest_assets.sources.base import Chunk, ReadPlan
 from ingest_assets.spec import DatasetSpec, DestinationSpec, LoadSpec
 from ingest_assets.windows import Window
@@ -203,3 +207,44 @@ def test_a_dataset_of_an_unregistered_kind_fails_naming_the_key(tmp_path: Path) 
     assert "toy/defs.yaml:5\n  'kind' names no registered source kind; the kinds are: " in str(
         raised.value
     )
+
+
+class Prefixed(DatasetTranslator):
+    """A team's translator: assets under raw/, grouped and tagged by team."""
+
+    def asset_key(self, spec: DatasetSpec) -> dg.AssetKey:
+        return dg.AssetKey(["raw", spec.name])
+
+    def group(self, spec: DatasetSpec) -> str:
+        return "commerce"
+
+    def tags(self, spec: DatasetSpec) -> dict[str, str]:
+        return {**super().tags(spec), "team": "commerce"}
+
+
+def test_a_translator_moves_the_asset_its_checks_schedule_and_sla_together(
+    toy_kinds: None, data_dir: Path
+) -> None:
+    entry = yaml.safe_load(DEFS)["attributes"]["datasets"][0]
+    entry["trigger"] = {"delay": "01:00"}
+    entry["sla"] = {"deadline": "06:00"}
+    spec = DatasetSpec.model_validate(entry)
+
+    class TeamDatasets(IngestDatasets):
+        translator = Prefixed()
+
+    tree = dg.ComponentTree.for_test()
+    component = TeamDatasets(datasets=[spec])
+    defs = component.build_defs(tree.load_context.for_path(PROJECT_ROOT / "ingest_assets" / "defs"))
+    defs = dg.Definitions.merge(defs, dg.Definitions(resources={"shelf": Shelf()}))
+    dg.Definitions.validate_loadable(defs)  # the schedule's job and the SLA check find the asset
+    key = dg.AssetKey(["raw", "ticks"])
+    (asset_spec,) = [s for s in defs.resolve_all_asset_specs() if s.key == key]
+    assert asset_spec.group_name == "commerce" and asset_spec.tags["team"] == "commerce"
+    graph = defs.resolve_asset_graph()
+    checks = {c.name for c in graph.asset_check_keys if c.asset_key == key}
+    assert {"schema", "drift", "timeliness"} <= checks
+    job = defs.resolve_job_def("ticks_job")
+    result = job.execute_in_process(partition_key="2026-11-02")
+    assert result.success
+    assert result.asset_materializations_for_node("ticks")[0].asset_key == key

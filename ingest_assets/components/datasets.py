@@ -117,14 +117,15 @@ class IngestDatasets(dg.Component):
         sensors: list[dg.SensorDefinition] = []
         checks: list[dg.AssetChecksDefinition] = []
         for spec in self.datasets:
+            key = self.translator.asset_key(spec)
             if isinstance(spec.trigger, ScheduleTrigger):
-                schedules.append(dataset_schedule(spec, spec.trigger))
+                schedules.append(dataset_schedule(spec, spec.trigger, key))
             elif isinstance(spec.trigger, LandingTrigger):
-                sensors.append(landing_sensor(spec, spec.trigger))
+                sensors.append(landing_sensor(spec, spec.trigger, key))
             if spec.sla is not None:
-                checks.append(timeliness_check(spec))
-                schedules.append(timeliness_schedule(spec))
-                sensors.append(sla_alert_sensor(spec))
+                checks.append(timeliness_check(spec, key))
+                schedules.append(timeliness_schedule(spec, key))
+                sensors.append(sla_alert_sensor(spec, key))
         return dg.Definitions(
             assets=[
                 dataset_asset(spec, origin=origin, translator=self.translator)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.config import JsonDict
 
 #: The prefix of the columns a load adds to each row: no declared or loaded column may use it.
 RESERVED_PREFIX = "_ingest_"
@@ -15,6 +16,8 @@ DType = Literal["string", "int32", "int64", "float32", "float64", "boolean", "da
 #: How often a dataset is cut into partitions.
 Cadence = Literal["hourly", "daily", "weekly", "monthly"]
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: The JSON-schema pattern of a key or variable name (so that `dg check yaml` flags it too).
+NAME_KEY: JsonDict = {"pattern": _IDENTIFIER.pattern}
 
 
 class Strict(BaseModel):

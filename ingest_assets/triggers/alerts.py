@@ -80,7 +80,9 @@ def run_failure_alerts(
     return None
 
 
-def sla_alert_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
+def sla_alert_sensor(
+    spec: DatasetSpec, asset_key: dg.AssetKey | None = None
+) -> dg.SensorDefinition:
     """A sensor that alerts once for each partition of ``spec`` that misses its deadline."""
     sla = spec.sla
     assert sla is not None
@@ -101,7 +103,9 @@ def sla_alert_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
         reported: list[str] = state.get("reported", [])
         after = datetime.fromisoformat(state["after"]) if state.get("after") else None
         now = datetime.now(UTC)
-        missed, judged_until = missed_partitions(spec, context.instance, now, after)
+        missed, judged_until = missed_partitions(
+            spec, context.instance, now, after, asset_key=asset_key
+        )
         missed = [p for p in missed if p.partition not in reported]
         for partition in missed:  # oldest first
             notifier.send(
@@ -123,7 +127,7 @@ def sla_alert_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
                 }
             )
         )
-        timeliness = evaluate_timeliness(spec, context.instance, now)
+        timeliness = evaluate_timeliness(spec, context.instance, now, asset_key=asset_key)
         return dg.SkipReason(
             f"{spec.name}: {timeliness.describe()}; {len(missed)} new miss(es) reported"
         )

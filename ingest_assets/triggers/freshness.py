@@ -52,7 +52,12 @@ def closed_partitions(
 
 
 def missed_partitions(
-    spec: DatasetSpec, instance: dg.DagsterInstance, now: datetime, after: datetime | None
+    spec: DatasetSpec,
+    instance: dg.DagsterInstance,
+    now: datetime,
+    after: datetime | None,
+    *,
+    asset_key: dg.AssetKey | None = None,
 ) -> tuple[list[PartitionTimeliness], datetime | None]:
     """Every partition that closed after ``after`` and is past its deadline without landing.
 
@@ -62,6 +67,7 @@ def missed_partitions(
         now: The moment of judgement.
         after: Partitions that closed at or before this moment were judged already (None:
             look back as far as ``_MAX_JUDGED`` partitions).
+        asset_key: The dataset's asset (default: its name).
 
     Returns:
         The missed partitions, oldest first, and the close time of the latest partition past
@@ -79,7 +85,7 @@ def missed_partitions(
         if window.end + timedelta(minutes=sla.deadline_minutes) <= now:
             due.append((key, window.end))
         key = latest_closed_partition(partitions, window.start)
-    landed = landed_at(instance, dg.AssetKey(spec.name), [key for key, _ in due])
+    landed = landed_at(instance, asset_key or dg.AssetKey(spec.name), [key for key, _ in due])
     missed = [
         verdict
         for key, closed_at in reversed(due)
@@ -108,16 +114,23 @@ def landed_at(
 
 
 def evaluate_timeliness(
-    spec: DatasetSpec, instance: dg.DagsterInstance, now: datetime
+    spec: DatasetSpec,
+    instance: dg.DagsterInstance,
+    now: datetime,
+    *,
+    asset_key: dg.AssetKey | None = None,
 ) -> Timeliness:
     """A dataset's timeliness at ``now``, from the materializations the instance recorded."""
     assert spec.sla is not None
     closed = closed_partitions(partitions_def(spec.partitioning), now, spec.sla)
-    landed = landed_at(instance, dg.AssetKey(spec.name), [key for key, _ in closed])
+    asset_key = asset_key or dg.AssetKey(spec.name)
+    landed = landed_at(instance, asset_key, [key for key, _ in closed])
     return judge(closed, landed, now, spec.sla)
 
 
-def _check_result(spec: DatasetSpec, timeliness: Timeliness) -> dg.AssetCheckResult:
+def _check_result(
+    spec: DatasetSpec, timeliness: Timeliness, asset_key: dg.AssetKey
+) -> dg.AssetCheckResult:
     worst = timeliness.worst
     metadata: dict[str, Any] = {
         "status": timeliness.status,
@@ -141,7 +154,7 @@ def _check_result(spec: DatasetSpec, timeliness: Timeliness) -> dg.AssetCheckRes
         )
     return dg.AssetCheckResult(
         check_name=TIMELINESS_CHECK,
-        asset_key=dg.AssetKey(spec.name),
+        asset_key=asset_key,
         passed=timeliness.status == "pass",
         severity=dg.AssetCheckSeverity.WARN
         if timeliness.status == "warn"
@@ -151,34 +164,40 @@ def _check_result(spec: DatasetSpec, timeliness: Timeliness) -> dg.AssetCheckRes
     )
 
 
-def timeliness_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
-    """The ``timeliness`` check of a dataset with an SLA."""
+def timeliness_check(
+    spec: DatasetSpec, asset_key: dg.AssetKey | None = None
+) -> dg.AssetChecksDefinition:
+    """The ``timeliness`` check of a dataset with an SLA (on its asset, by default its name)."""
+    asset_key = asset_key or dg.AssetKey(spec.name)
     sla = spec.sla
     assert sla is not None
     warn = f", warns from {sla.warn_after}" if sla.warn_after else ""
 
     @dg.asset_check(
-        asset=dg.AssetKey(spec.name),
+        asset=asset_key,
         name=TIMELINESS_CHECK,
         description=f"Each partition lands within {sla.deadline} (HH:MM) of closing{warn}; "
         "fails while the latest partition past its deadline is missing.",
     )
     def _timeliness(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        timeliness = evaluate_timeliness(spec, context.instance, datetime.now(UTC))
-        return _check_result(spec, timeliness)
+        timeliness = evaluate_timeliness(
+            spec, context.instance, datetime.now(UTC), asset_key=asset_key
+        )
+        return _check_result(spec, timeliness, asset_key)
 
     return _timeliness
 
 
-def timeliness_schedule(spec: DatasetSpec) -> dg.ScheduleDefinition:
+def timeliness_schedule(
+    spec: DatasetSpec, asset_key: dg.AssetKey | None = None
+) -> dg.ScheduleDefinition:
     """The schedule that runs a dataset's timeliness check."""
+    asset_key = asset_key or dg.AssetKey(spec.name)
     sla = spec.sla
     assert sla is not None
     job = dg.define_asset_job(
         f"{spec.name}_timeliness_job",
-        selection=dg.AssetSelection.checks(
-            dg.AssetCheckKey(dg.AssetKey(spec.name), TIMELINESS_CHECK)
-        ),
+        selection=dg.AssetSelection.checks(dg.AssetCheckKey(asset_key, TIMELINESS_CHECK)),
         description=f"Runs the timeliness check of {spec.name}.",
     )
     return dg.ScheduleDefinition(

@@ -73,7 +73,9 @@ class LandingWatch:
                 )
 
 
-def landing_sensor(spec: DatasetSpec, trigger: LandingTrigger) -> dg.SensorDefinition:
+def landing_sensor(
+    spec: DatasetSpec, trigger: LandingTrigger, asset_key: dg.AssetKey | None = None
+) -> dg.SensorDefinition:
     """The sensor of a dataset with ``trigger: {type: landing}``.
 
     Each tick continues a listing of the dataset's location (see
@@ -88,7 +90,7 @@ def landing_sensor(spec: DatasetSpec, trigger: LandingTrigger) -> dg.SensorDefin
         name=f"{spec.name}_landing_sensor",
         description=f"Requests a run of each partition of {spec.name} whose objects land or "
         f"change under {feed.location} ({feed.key_template}).",
-        job=dataset_job(spec),
+        job=dataset_job(spec, asset_key),
         minimum_interval_seconds=trigger.interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING
         if trigger.running

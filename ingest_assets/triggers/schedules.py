@@ -13,17 +13,19 @@ from ingest_assets.triggers.partitions import (
 )
 
 
-def dataset_job(spec: DatasetSpec) -> Any:
+def dataset_job(spec: DatasetSpec, asset_key: dg.AssetKey | None = None) -> Any:
     """The job that loads one dataset (its asset and checks), at the dataset's priority."""
     return dg.define_asset_job(
         f"{spec.name}_job",
-        selection=[dg.AssetKey(spec.name)],
+        selection=[asset_key or dg.AssetKey(spec.name)],
         tags={"dagster/priority": str(spec.priority)},
         description=f"Loads partitions of {spec.name}.",
     )
 
 
-def dataset_schedule(spec: DatasetSpec, trigger: ScheduleTrigger) -> dg.ScheduleDefinition:
+def dataset_schedule(
+    spec: DatasetSpec, trigger: ScheduleTrigger, asset_key: dg.AssetKey | None = None
+) -> dg.ScheduleDefinition:
     """The schedule of a dataset with ``trigger: {type: schedule}``.
 
     Each tick loads the partition that just closed (its window ended ``delay`` ago), or with
@@ -41,7 +43,7 @@ def dataset_schedule(spec: DatasetSpec, trigger: ScheduleTrigger) -> dg.Schedule
         description=f"Loads each {cadence} partition of {spec.name} once it has closed.",
         cron_schedule=cron,
         execution_timezone=spec.partitioning.timezone,
-        job=dataset_job(spec),
+        job=dataset_job(spec, asset_key),
         default_status=status,
     )
     def _tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:

@@ -13,6 +13,7 @@ from pydantic import Field
 from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse
 from ingest_assets.destinations.registry import DESTINATION_KINDS, DestinationKind
 from ingest_assets.paths import duckdb_path
+from ingest_assets.spec.base import NAME_KEY
 from ingest_assets.spec.load import DestinationSpec
 
 
@@ -22,7 +23,7 @@ class DuckDBDestination(DestinationSpec):
     kind: Literal["duckdb"] = Field(default="duckdb", description="'duckdb' (the default).")
     resource: str = Field(
         default="duckdb",
-        json_schema_extra={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+        json_schema_extra=NAME_KEY,
         description="Key of the DuckDBResource holding the warehouse file.",
     )
 

@@ -14,11 +14,10 @@ from typing import Annotated, Any, Literal, Protocol
 import orjson
 import requests
 from pydantic import Discriminator, Field, Tag
-from pydantic.config import JsonDict
 
 from ingest_assets.errors import SourceError, SourceUnavailable
 from ingest_assets.sources.object_store.formats import json_kind
-from ingest_assets.spec.base import Strict, discriminator
+from ingest_assets.spec.base import NAME_KEY, Strict, discriminator
 
 #: HTTP answers of a token endpoint worth another try.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -212,9 +211,6 @@ class _ClientCredentials(Authenticator):
             ) from None
 
 
-_VARIABLE: JsonDict = {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
-
-
 class NoAuth(Strict):
     """Requests carry no credentials."""
 
@@ -229,7 +225,7 @@ class BearerAuth(Strict):
     """``Authorization: Bearer <token>``."""
 
     type: Literal["bearer"] = Field(description="'bearer'.")
-    token_env: str = Field(json_schema_extra=_VARIABLE, description="Variable holding the token.")
+    token_env: str = Field(json_schema_extra=NAME_KEY, description="Variable holding the token.")
 
     def build(self) -> Authenticator:
         """The scheme's authenticator."""
@@ -241,7 +237,7 @@ class ApiKeyAuth(Strict):
 
     type: Literal["api_key"] = Field(description="'api_key'.")
     name: str = Field(description="The header or query parameter name.")
-    key_env: str = Field(json_schema_extra=_VARIABLE, description="Variable holding the key.")
+    key_env: str = Field(json_schema_extra=NAME_KEY, description="Variable holding the key.")
     location: Literal["header", "query"] = Field(
         default="header", description="Sent as a header or a query parameter."
     )
@@ -255,8 +251,8 @@ class BasicAuth(Strict):
     """HTTP basic authentication."""
 
     type: Literal["basic"] = Field(description="'basic'.")
-    username_env: str = Field(json_schema_extra=_VARIABLE, description="Variable, user name.")
-    password_env: str = Field(json_schema_extra=_VARIABLE, description="Variable, password.")
+    username_env: str = Field(json_schema_extra=NAME_KEY, description="Variable, user name.")
+    password_env: str = Field(json_schema_extra=NAME_KEY, description="Variable, password.")
 
     def build(self) -> Authenticator:
         """The scheme's authenticator."""
@@ -268,9 +264,9 @@ class OAuth2ClientCredentials(Strict):
 
     type: Literal["oauth2_client_credentials"] = Field(description="'oauth2_client_credentials'.")
     token_url: str = Field(description="The token endpoint.")
-    client_id_env: str = Field(json_schema_extra=_VARIABLE, description="Variable, client id.")
+    client_id_env: str = Field(json_schema_extra=NAME_KEY, description="Variable, client id.")
     client_secret_env: str = Field(
-        json_schema_extra=_VARIABLE, description="Variable, client secret."
+        json_schema_extra=NAME_KEY, description="Variable, client secret."
     )
     scope: str | None = Field(default=None, description="The requested scope.")
 

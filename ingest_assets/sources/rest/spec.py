@@ -10,7 +10,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ingest_assets.sources.rest.auth import Auth, NoAuth
 from ingest_assets.sources.rest.paginators import NoPagination, Pagination
-from ingest_assets.spec.base import Strict
+from ingest_assets.spec.base import NAME_KEY, Strict
 
 
 class RestRetry(Strict):
@@ -38,7 +38,7 @@ class RestSource(Strict):
     )
     resource: str | None = Field(
         default=None,
-        json_schema_extra={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+        json_schema_extra=NAME_KEY,
         description="Key of a declared RestApi resource (its base_url and token, shared by every "
         "dataset of that API). Give this or 'base_url'.",
     )

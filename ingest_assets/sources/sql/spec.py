@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ingest_assets.spec.base import Strict, check_identifier, check_table_name
+from ingest_assets.spec.base import NAME_KEY, Strict, check_identifier, check_table_name
 
 
 class SqlRetry(Strict):
@@ -31,7 +31,7 @@ class SqlSource(Strict):
     kind: Literal["sql"] = Field(description="'sql'.")
     url_env: str | None = Field(
         default=None,
-        json_schema_extra={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+        json_schema_extra=NAME_KEY,
         description=(
             "Name of the environment variable holding the database URL, e.g. "
             "'postgresql://user:pass@host:5432/db', 'sqlite:///path.db', 'duckdb:///path.duckdb' "
@@ -40,7 +40,7 @@ class SqlSource(Strict):
     )
     resource: str | None = Field(
         default=None,
-        json_schema_extra={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+        json_schema_extra=NAME_KEY,
         description="Key of a declared SqlDatabase resource to read through (shared by every "
         "dataset of that database, its URL swapped per environment). Give this or 'url_env'.",
     )
