@@ -221,17 +221,16 @@ class NextUrlPaginator(Paginator):
     def __init__(self, *, next_url_path: str = "next", max_pages: int = MAX_PAGES) -> None:
         super().__init__(max_pages=max_pages)
         self.next_url_path = next_url_path
-        self.next_url: str | None = None
+        self.next_url = ""  # none yet
 
     def update_state(self, page: Page) -> None:
         """The URL at ``next_url_path``."""
         found = path_get(page.body, self.next_url_path)
-        self.next_url = found if isinstance(found, str) and found else None
-        self.has_next_page = self.next_url is not None
+        self.next_url = found if isinstance(found, str) else ""
+        self.has_next_page = bool(self.next_url)
 
     def update_request(self, request: PageRequest) -> None:
         """Follow the URL (it carries its own query)."""
-        assert self.next_url is not None  # has_next_page said so
         request.url, request.params = self.next_url, None
 
 
@@ -240,8 +239,8 @@ class LinkHeaderPaginator(NextUrlPaginator):
 
     def update_state(self, page: Page) -> None:
         """The URL of the ``next`` link."""
-        self.next_url = page.links.get("next", {}).get("url") or None
-        self.has_next_page = self.next_url is not None
+        self.next_url = page.links.get("next", {}).get("url") or ""
+        self.has_next_page = bool(self.next_url)
 
 
 class _Style(Strict):
