@@ -10,6 +10,7 @@ partition with the declared auth.
 
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ import yaml
 from dagster_shared.yaml_utils import parse_yaml_with_source_position
 from pydantic import ValidationError
 
-from ingest_assets.components.datasets import IngestDatasetsModel
+from ingest_assets.components.datasets import IngestDatasets, IngestDatasetsModel
 from ingest_assets.destinations.base import AUDIT, quarantine_table
 from ingest_assets.destinations.registry import DESTINATION_KINDS
 from ingest_assets.environment import resources as environment_resources
@@ -75,7 +76,7 @@ def load_declared(root: Path | None = None) -> list[Declared]:
             errors.append(f"{shown}: not valid YAML: {exc}")
             continue
         document = parsed.value
-        if not isinstance(document, dict) or document.get("type") != COMPONENT_TYPE:
+        if not isinstance(document, dict) or not _declares_datasets(document.get("type")):
             continue
         attributes = document.get("attributes") or {}
         try:
@@ -101,6 +102,20 @@ def load_declared(root: Path | None = None) -> list[Declared]:
             "option), then run `ingest-assets check` again.",
         )
     return declared
+
+
+def _declares_datasets(type_name: object) -> bool:
+    """Whether a component type is IngestDatasets or a project's subclass of it (imported)."""
+    if type_name == COMPONENT_TYPE:
+        return True
+    if not isinstance(type_name, str) or "." not in type_name:
+        return False
+    module, _, name = type_name.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return False
+    return isinstance(found, type) and issubclass(found, IngestDatasets)
 
 
 def table_collisions(declared: list[Declared]) -> list[str]:

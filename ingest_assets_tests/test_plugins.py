@@ -26,7 +26,7 @@ from ingest_assets.components.translator import DatasetTranslator
 from ingest_assets.core import DESTINATION_KINDS, SOURCE_KINDS, DestinationKind, SourceKind
 from ingest_assets.destinations.base import WindowWrite
 from ingest_assets.errors import SpecError
-from ingest_assets.onboarding import describe, load_declared, probe
+from ingest_assets.onboarding import COMPONENT_TYPE, describe, load_declared, probe
 from ingest_assets.paths import PROJECT_ROOT
 from ingest_assets.sources.base import Chunk, ReadPlan
 from ingest_assets.spec import DatasetSpec, DestinationSpec, LoadSpec
@@ -248,3 +248,17 @@ def test_a_translator_moves_the_asset_its_checks_schedule_and_sla_together(
     result = job.execute_in_process(partition_key="2026-11-02")
     assert result.success
     assert result.asset_materializations_for_node("ticks")[0].asset_key == key
+
+
+class ToyDatasets(IngestDatasets):
+    """A project's own component type (it could register its kinds at import)."""
+
+
+def test_files_of_a_subclass_of_the_component_are_listed_and_checked(
+    toy_kinds: None, tmp_path: Path
+) -> None:
+    (tmp_path / "toy").mkdir()
+    own_type = f"type: {__name__}.ToyDatasets"
+    (tmp_path / "toy" / "defs.yaml").write_text(DEFS.replace(f"type: {COMPONENT_TYPE}", own_type))
+    (declared,) = load_declared(tmp_path)
+    assert declared.spec.name == "ticks"
