@@ -114,7 +114,7 @@ def open_destination(spec: DatasetSpec, resources: Mapping[str, Any] | None = No
     key = kind.resource_key(spec.destination)
     given = dict(resources or {})
     try:
-        resource = given[key] if key in given else kind.default_resource(spec.destination)
+        resource = given[key] if key and key in given else kind.default_resource(spec.destination)
     except KeyError:
         raise ConfigError(
             f"Dataset '{spec.name}': no resource '{key}' for its {kind.name} destination.",

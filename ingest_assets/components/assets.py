@@ -108,14 +108,20 @@ class DatasetLoad:
     @property
     def resource_keys(self) -> set[str]:
         """The resources a run needs: the source's and the destination's."""
-        return self._source_kind.resource_keys(self.spec.source) | {self._warehouse_key}
+        warehouse = {self._warehouse_key} if self._warehouse_key else set()
+        return self._source_kind.resource_keys(self.spec.source) | warehouse
 
     def execute(self, context: dg.AssetExecutionContext) -> Iterator[Any]:
         """Load the run's partitions (one window each) and report them, or run checks alone."""
         spec = self.spec
-        warehouse = self._destination_kind.open(
-            spec.destination, getattr(context.resources, self._warehouse_key)
-        )
+        kind, key = self._destination_kind, self._warehouse_key
+        try:
+            resource = (
+                getattr(context.resources, key) if key else kind.default_resource(spec.destination)
+            )
+            warehouse = kind.open(spec.destination, resource)
+        except IngestError as exc:  # e.g. the variable holding the warehouse's URL is not set
+            raise _failure(spec, exc) from None
         wants = {check.name for check in context.selected_asset_check_keys}
         loading = self.key in context.selected_asset_keys
         # One partition, or a range of them (a single-run backfill): one window per partition.

@@ -33,23 +33,28 @@ class DestinationKind(ABC, Generic[D]):
     tag: ClassVar[str]
 
     @abstractmethod
-    def resource_key(self, destination: D) -> str:
-        """The Dagster resource the destination is built from (shared by its datasets)."""
+    def resource_key(self, destination: D) -> str | None:
+        """The Dagster resource the destination is built from (shared by its datasets).
+
+        None when the declaration alone says where the store is (``default_resource``).
+        """
 
     @abstractmethod
     def open(self, destination: D, resource: Any) -> Destination:
         """The destination, built from its resource."""
 
     def default_resource(self, destination: D) -> Any:
-        """The resource to use when none is given (a load from a script).
+        """The resource to use when none is given (a script, or a declaration without one).
 
         Raises:
             KeyError: the kind has no default; pass its resource.
         """
-        raise KeyError(self.resource_key(destination))
+        raise KeyError(self.resource_key(destination) or self.name)
 
 
 #: Every destination kind, by name. The default kind is ``duckdb``.
 DESTINATION_KINDS: Registry[DestinationKind[Any]] = Registry(
-    "destination", default="duckdb", builtin=("ingest_assets.destinations.duckdb.kind",)
+    "destination",
+    default="duckdb",
+    builtin=("ingest_assets.destinations.duckdb.kind", "ingest_assets.destinations.postgres.kind"),
 )

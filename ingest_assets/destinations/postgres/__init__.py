@@ -1,0 +1,1 @@
+"""The PostgreSQL destination kind: a warehouse many runs can write at once."""

@@ -1,0 +1,165 @@
+"""The PostgreSQL warehouse destination against a real server: the same rows as DuckDB, every
+load mode, failed loads, concurrent writers, and no password anywhere."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as pg
+import dagster as dg
+import duckdb
+import pytest
+
+from ingest_assets.components.assets import dataset_asset
+from ingest_assets.core import load_windows, open_destination, open_reader, windows_for
+from ingest_assets.errors import DestinationError, ValidationFailed
+from ingest_assets.spec import DatasetSpec
+from ingest_assets_tests.conftest import PG_PASSWORD, order_rows, orders_spec, write_csv
+from ingest_assets_tests.postgres import Postgres
+
+DAYS = ["2026-10-01", "2026-10-02", "2026-10-03"]
+PER_DAY = 40
+
+
+@pytest.fixture
+def warehouse(postgres: Postgres, monkeypatch: pytest.MonkeyPatch, request: Any) -> Postgres:
+    """A fresh warehouse database on the test server; WAREHOUSE_URL points at it."""
+    name = "wh_" + request.node.name.lower()[:40].replace("[", "_").replace("]", "_")
+    with pg.connect(postgres.url(), autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cursor.execute(f"CREATE DATABASE {name}")
+    server = Postgres(postgres.host, postgres.port, postgres.user, postgres.password, name)
+    monkeypatch.setenv("WAREHOUSE_URL", server.url())
+    return server
+
+
+def _rows(server: Postgres, sql: str) -> list[tuple[Any, ...]]:
+    with pg.connect(server.url()) as conn, conn.cursor() as cursor:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+
+
+def _spec(table: str = "raw.orders", **overrides: Any) -> DatasetSpec:
+    destination = {"kind": "postgres", "url_env": "WAREHOUSE_URL", "table": table}
+    return orders_spec("orders", destination=destination, **overrides)
+
+
+def _drop_days(data_dir: Path, per_day: int = PER_DAY) -> None:
+    for day in DAYS:
+        write_csv(data_dir / "orders" / f"dt={day}" / "part-1.csv", order_rows(day, per_day))
+
+
+def _load(spec: DatasetSpec, days: list[str]) -> None:
+    load_windows(spec, windows_for(spec, days), open_reader(spec), open_destination(spec),
+                 run_id="test")  # fmt: skip
+
+
+def test_postgres_holds_the_rows_duckdb_holds_and_a_rerun_changes_nothing(
+    warehouse: Postgres, data_dir: Path
+) -> None:
+    _drop_days(data_dir)
+    spec = _spec()
+    _load(spec, DAYS)
+    _load(spec, DAYS[1:2])  # a rerun of one window replaces exactly its rows
+    _load(orders_spec("orders"), DAYS)  # the same dataset into DuckDB
+    columns = "order_id, amount, quantity, email, ordered_at, _ingest_window_start"
+    in_postgres = _rows(warehouse, f"SELECT {columns} FROM raw.orders ORDER BY order_id")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+        in_duckdb = conn.execute(f"SELECT {columns} FROM raw.orders ORDER BY order_id").fetchall()
+    assert len(in_postgres) == len(DAYS) * PER_DAY
+    assert [_plain(row) for row in in_postgres] == [_plain(row) for row in in_duckdb]
+    types = dict(_rows(warehouse, "SELECT column_name, data_type FROM information_schema.columns "
+                                  "WHERE table_name = 'orders'"))  # fmt: skip
+    assert types["ordered_at"] == "timestamp with time zone" and types["quantity"] == "bigint"
+    audit = _rows(warehouse, "SELECT partition, status, rows_written FROM ingest_audit.loads "
+                             "ORDER BY ended_at")  # fmt: skip
+    assert [(s, n) for _, s, n in audit] == [("success", PER_DAY)] * 4
+
+
+def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(value.timestamp() if hasattr(value, "timestamp") else value for value in row)
+
+
+def test_a_failed_load_keeps_the_previous_rows_and_leaves_a_failed_audit_row(
+    warehouse: Postgres, data_dir: Path
+) -> None:
+    _drop_days(data_dir)
+    spec = _spec()
+    _load(spec, DAYS[:1])
+    bad = order_rows(DAYS[0], PER_DAY)
+    bad[3]["amount"] = -5  # breaks an error rule
+    write_csv(data_dir / "orders" / f"dt={DAYS[0]}" / "part-1.csv", bad)
+    with pytest.raises(ValidationFailed):
+        _load(spec, DAYS[:1])
+    assert _rows(warehouse, "SELECT count(*) FROM raw.orders") == [(PER_DAY,)]
+    statuses = _rows(warehouse, "SELECT status FROM ingest_audit.loads ORDER BY ended_at")
+    assert statuses == [("success",), ("failed",)]
+
+
+def test_merge_gives_the_same_table_in_any_order(warehouse: Postgres, data_dir: Path) -> None:
+    for day in DAYS:  # the same keys every day, newer versions later
+        rows = [{**row, "order_id": f"o{i}"} for i, row in enumerate(order_rows(day, 10))]
+        write_csv(data_dir / "orders" / f"dt={day}" / "part-1.csv", rows)
+    load = {"mode": "merge", "primary_key": ["order_id"], "order_by": "ordered_at"}
+    tables = []
+    for order in (DAYS, list(reversed(DAYS))):
+        spec = _spec(f"raw.merged_{len(tables)}", load=load)
+        for day in order:
+            _load(spec, [day])
+        tables.append(_rows(warehouse, f"SELECT order_id, amount, ordered_at FROM "
+                                       f"raw.merged_{len(tables)} ORDER BY order_id"))  # fmt: skip
+    assert tables[0] == tables[1] and len(tables[0]) == 10
+    assert {row[2].date().isoformat() for row in tables[0]} == {DAYS[-1]}  # the latest won
+
+
+def _load_in_process(url: str, data: str, days: list[str]) -> None:
+    os.environ["WAREHOUSE_URL"], os.environ["INGEST_ASSETS_DATA_DIR"] = url, data
+    spec = _spec()
+    for day in days:
+        _load(spec, [day])
+
+
+def test_four_processes_loading_overlapping_partitions_leave_exactly_each_partitions_rows(
+    warehouse: Postgres, data_dir: Path
+) -> None:
+    _drop_days(data_dir, per_day=500)
+    plans = [DAYS, list(reversed(DAYS)), DAYS[1:], DAYS[:2]]
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_load_in_process, args=(warehouse.url(), str(data_dir), p))
+               for p in plans]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    counts = _rows(
+        warehouse,
+        "SELECT _ingest_window_start::date::text, count(*), count(DISTINCT order_id) "
+        "FROM raw.orders GROUP BY 1 ORDER BY 1",
+    )
+    assert counts == [(day, 500, 500) for day in DAYS]
+    loads = _rows(warehouse, "SELECT count(*) FROM ingest_audit.loads WHERE status = 'success'")
+    assert loads == [(sum(len(p) for p in plans),)]
+
+
+def test_the_asset_shows_the_postgres_table_and_no_password_reaches_an_error(
+    warehouse: Postgres, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _drop_days(data_dir)
+    asset = dataset_asset(_spec(), origin="test")
+    assert asset.specs_by_key[dg.AssetKey("orders")].kinds == {"file", "postgres"}
+    result = dg.materialize([asset], partition_key=DAYS[0])
+    (materialization,) = result.asset_materializations_for_node("orders")
+    assert (
+        materialization.metadata["dagster/table_name"].value == f"{warehouse.database}.raw.orders"
+    )
+    assert materialization.metadata["dagster/row_count"].value == PER_DAY
+
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse.url(password="not-the-Password-42"))
+    with pytest.raises(DestinationError) as failed:
+        _load(_spec(), DAYS[:1])
+    assert "not-the-Password-42" not in str(failed.value) and PG_PASSWORD not in str(failed.value)
+    assert "***" in str(failed.value) or "password authentication failed" in str(failed.value)
