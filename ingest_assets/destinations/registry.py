@@ -56,5 +56,9 @@ class DestinationKind(ABC, Generic[D]):
 DESTINATION_KINDS: Registry[DestinationKind[Any]] = Registry(
     "destination",
     default="duckdb",
-    builtin=("ingest_assets.destinations.duckdb.kind", "ingest_assets.destinations.postgres.kind"),
+    builtin=(
+        "ingest_assets.destinations.duckdb.kind",
+        "ingest_assets.destinations.postgres.kind",
+        "ingest_assets.destinations.iceberg.kind",
+    ),
 )

@@ -1,0 +1,165 @@
+"""The Iceberg lake destination through pyiceberg and a SQL catalog: a local folder and S3 (moto),
+the same rows as DuckDB, failed loads, merge order, concurrent writers, and DuckDB reading it."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+
+from ingest_assets.components.assets import dataset_asset
+from ingest_assets.core import load_windows, open_destination, open_reader, windows_for
+from ingest_assets.destinations.iceberg.warehouse import s3_properties
+from ingest_assets.errors import ValidationFailed
+from ingest_assets.spec import DatasetSpec
+from ingest_assets_tests.conftest import order_rows, orders_spec, write_csv
+
+DAYS = ["2026-10-01", "2026-10-02", "2026-10-03"]
+PER_DAY = 40
+COLUMNS = ["order_id", "amount", "quantity", "email", "ordered_at", "_ingest_window_start"]
+
+
+def _spec(table: str = "raw.orders", warehouse: str = "lake", **overrides: Any) -> DatasetSpec:
+    destination = {"kind": "iceberg", "table": table, "warehouse": warehouse}
+    return orders_spec("orders", destination=destination, **overrides)
+
+
+def _drop_days(data_dir: Path, per_day: int = PER_DAY) -> None:
+    for day in DAYS:
+        write_csv(data_dir / "orders" / f"dt={day}" / "part-1.csv", order_rows(day, per_day))
+
+
+def _load(spec: DatasetSpec, days: list[str]) -> None:
+    load_windows(spec, windows_for(spec, days), open_reader(spec), open_destination(spec),
+                 run_id="test")  # fmt: skip
+
+
+def _catalog(data_dir: Path, warehouse: str) -> SqlCatalog:
+    extra = s3_properties() if warehouse.startswith("s3://") else {}
+    warehouse = warehouse or f"file://{data_dir / 'lake'}"
+    uri = f"sqlite:///{data_dir / 'iceberg_catalog.db'}"
+    return SqlCatalog("ingest_assets", uri=uri, warehouse=warehouse, **extra)
+
+
+def _table_rows(data_dir: Path, warehouse: str, table: str) -> list[tuple[Any, ...]]:
+    lake = _catalog(data_dir, warehouse).load_table(tuple(table.split(".")))
+    rows = lake.scan(selected_fields=tuple(COLUMNS)).to_arrow().sort_by("order_id").to_pylist()
+    return [tuple(row[c] for c in COLUMNS) for row in rows]
+
+
+@pytest.mark.parametrize("where", ["folder", "s3"])
+def test_iceberg_holds_the_rows_duckdb_holds_and_a_rerun_changes_nothing(
+    where: str, data_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    warehouse = "lake"
+    if where == "s3":
+        bucket = request.getfixturevalue("bucket")
+        warehouse = f"s3://{bucket}/lake"
+    _drop_days(data_dir)
+    spec = _spec(warehouse=warehouse)
+    _load(spec, DAYS)
+    _load(spec, DAYS[1:2])  # a rerun of one window replaces exactly its rows
+    _load(orders_spec("orders"), DAYS)  # the same dataset into DuckDB
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+        in_duckdb = conn.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM raw.orders ORDER BY 1"
+        ).fetchall()
+    in_lake = _table_rows(data_dir, "" if where == "folder" else warehouse, "raw.orders")
+    assert len(in_lake) == len(DAYS) * PER_DAY
+    assert [_plain(r) for r in in_lake] == [_plain(r) for r in in_duckdb]
+    catalog = _catalog(data_dir, "" if where == "folder" else warehouse)
+    lake = catalog.load_table(("raw", "orders"))
+    assert [field.name for field in lake.spec().fields] == ["window"]  # partitioned by day
+    assert lake.current_snapshot().summary["ingest.run_id"] == "test"  # type: ignore[union-attr]
+    audit = catalog.load_table(("ingest_audit", "loads")).scan().to_arrow()
+    assert audit.column("status").to_pylist() == ["success"] * 4
+
+
+def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(value.timestamp() if hasattr(value, "timestamp") else value for value in row)
+
+
+def test_duckdb_reads_the_lake_the_readme_way(data_dir: Path) -> None:
+    _drop_days(data_dir)
+    _load(_spec(), DAYS)
+    lake = _catalog(data_dir, "").load_table(("raw", "orders"))
+    with duckdb.connect() as conn:
+        conn.register("orders", lake.scan().to_arrow())
+        assert conn.execute("SELECT count(*) FROM orders").fetchone() == (len(DAYS) * PER_DAY,)
+
+
+def test_a_failed_load_keeps_the_previous_rows_and_leaves_a_failed_audit_row(
+    data_dir: Path,
+) -> None:
+    _drop_days(data_dir)
+    spec = _spec()
+    _load(spec, DAYS[:1])
+    bad = order_rows(DAYS[0], PER_DAY)
+    bad[3]["amount"] = -5  # breaks an error rule
+    write_csv(data_dir / "orders" / f"dt={DAYS[0]}" / "part-1.csv", bad)
+    with pytest.raises(ValidationFailed):
+        _load(spec, DAYS[:1])
+    assert len(_table_rows(data_dir, "", "raw.orders")) == PER_DAY
+    audit = _catalog(data_dir, "").load_table(("ingest_audit", "loads")).scan().to_arrow()
+    assert sorted(audit.column("status").to_pylist()) == ["failed", "success"]
+
+
+def test_merge_gives_the_same_table_in_any_order(data_dir: Path) -> None:
+    for day in DAYS:  # the same keys every day, newer versions later
+        rows = [{**row, "order_id": f"o{i}"} for i, row in enumerate(order_rows(day, 10))]
+        write_csv(data_dir / "orders" / f"dt={day}" / "part-1.csv", rows)
+    load = {"mode": "merge", "primary_key": ["order_id"], "order_by": "ordered_at"}
+    tables = []
+    for index, order in enumerate((DAYS, list(reversed(DAYS)))):
+        spec = _spec(f"raw.merged_{index}", load=load)
+        for day in order:
+            _load(spec, [day])
+        tables.append(_table_rows(data_dir, "", f"raw.merged_{index}"))
+    assert [r[:5] for r in tables[0]] == [r[:5] for r in tables[1]] and len(tables[0]) == 10
+    assert {row[4].date().isoformat() for row in tables[0]} == {DAYS[-1]}  # the latest won
+
+
+def _load_in_process(data: str, days: list[str]) -> None:
+    os.environ["INGEST_ASSETS_DATA_DIR"] = data
+    spec = _spec()
+    for day in days:
+        _load(spec, [day])
+
+
+def test_four_processes_loading_overlapping_partitions_leave_exactly_each_partitions_rows(
+    data_dir: Path,
+) -> None:
+    _drop_days(data_dir, per_day=200)
+    _load(_spec(), DAYS[:1])  # the table exists before the race
+    plans = [DAYS, list(reversed(DAYS)), DAYS[1:], DAYS[:2]]
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_load_in_process, args=(str(data_dir), plan))
+               for plan in plans]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=600)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    rows = _table_rows(data_dir, "", "raw.orders")
+    by_day: dict[str, set[str]] = {}
+    for row in rows:
+        by_day.setdefault(row[5].date().isoformat(), set()).add(row[0])
+    assert len(rows) == 3 * 200 and {day: len(ids) for day, ids in by_day.items()} == dict.fromkeys(
+        DAYS, 200
+    )
+
+
+def test_the_asset_shows_the_iceberg_table(data_dir: Path) -> None:
+    _drop_days(data_dir)
+    asset = dataset_asset(_spec(), origin="test")
+    assert asset.specs_by_key[dg.AssetKey("orders")].kinds == {"file", "iceberg"}
+    result = dg.materialize([asset], partition_key=DAYS[0])
+    (materialization,) = result.asset_materializations_for_node("orders")
+    assert materialization.metadata["dagster/table_name"].value == "iceberg.raw.orders"
+    assert materialization.metadata["dagster/row_count"].value == PER_DAY
