@@ -24,10 +24,10 @@ from dagster_shared.yaml_utils import parse_yaml_with_source_position
 from pydantic import ValidationError
 
 from ingest_assets.components.datasets import IngestDatasets, IngestDatasetsModel
-from ingest_assets.destinations.base import AUDIT, quarantine_table
+from ingest_assets.destinations.base import AUDIT, ProbesTables, quarantine_table
 from ingest_assets.destinations.registry import DESTINATION_KINDS
 from ingest_assets.environment import resources as environment_resources
-from ingest_assets.errors import IngestError, SourceError, SpecError
+from ingest_assets.errors import DestinationError, IngestError, SourceError, SpecError
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.spec import DatasetSpec, LandingTrigger, ScheduleTrigger
 from ingest_assets.triggers.partitions import latest_closed_partition, partitions_def
@@ -197,12 +197,43 @@ def probe(spec: DatasetSpec, *, now: datetime | None = None) -> Probe:
 
 
 def _probe(spec: DatasetSpec, now: datetime) -> str:
+    """Probe the source, then the destination, with the resources a run would have."""
+    return f"{_probe_source(spec, now)}; {_probe_destination(spec)}"
+
+
+def _available(wanted: set[str]) -> dict[str, Any]:
+    """The resources a run would have: this environment's, then the project's declared ones."""
+    available = environment_resources()
+    if not wanted <= available.keys():
+        available = {**available, **_declared_resources()}
+    return available
+
+
+def _probe_destination(spec: DatasetSpec) -> str:
+    """Ask the destination whether the table can be loaded (and how many rows it holds)."""
+    kind = DESTINATION_KINDS.of(spec.destination)
+    key = kind.resource_key(spec.destination)
+    if key is None:
+        warehouse = kind.open(spec.destination, kind.default_resource(spec.destination))
+    else:
+        available = _available({key})
+        if key not in available:
+            raise DestinationError(
+                f"Dataset '{spec.name}': the resource {key!r} of its destination is not declared.",
+                fix="Declare it in a definitions file under defs/ (see the README's resources).",
+            )
+        with dg.build_resources({key: available[key]}) as built:
+            warehouse = kind.open(spec.destination, getattr(built, key))
+    if isinstance(warehouse, ProbesTables):
+        return warehouse.probe(spec.destination)
+    return f"{kind.name} {warehouse.describe(spec.destination)} opens"
+
+
+def _probe_source(spec: DatasetSpec, now: datetime) -> str:
     """Ask the source's kind to probe it, with the resources a run would have."""
     kind = SOURCE_KINDS.of(spec.source)
     wanted = kind.resource_keys(spec.source)
-    available = environment_resources()
-    if not wanted <= available.keys():  # resources declared in the project's definitions
-        available = {**available, **_declared_resources()}
+    available = _available(wanted)
     missing = wanted - available.keys()
     if missing:
         raise SourceError(

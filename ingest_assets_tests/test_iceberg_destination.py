@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from ingest_assets.components.assets import dataset_asset
 from ingest_assets.core import load_windows, open_destination, open_reader, windows_for
 from ingest_assets.destinations.iceberg.warehouse import s3_properties
 from ingest_assets.errors import ValidationFailed
+from ingest_assets.onboarding import probe
 from ingest_assets.spec import DatasetSpec
 from ingest_assets_tests.conftest import order_rows, orders_spec, write_csv
 
@@ -163,3 +165,6 @@ def test_the_asset_shows_the_iceberg_table(data_dir: Path) -> None:
     (materialization,) = result.asset_materializations_for_node("orders")
     assert materialization.metadata["dagster/table_name"].value == "iceberg.raw.orders"
     assert materialization.metadata["dagster/row_count"].value == PER_DAY
+    assert str(materialization.metadata["dagster/uri"].value).endswith("lake/raw.db/orders")
+    answer = probe(_spec(), now=datetime(2026, 10, 2, 12, tzinfo=UTC))  # ingest-assets check
+    assert answer.ok and answer.detail.endswith("raw.orders holds 40 rows"), answer.detail

@@ -140,11 +140,17 @@ class ShelfKind(DestinationKind[ShelfDestination]):
     model = ShelfDestination
     tag = "shelf"
 
-    def resource_key(self, destination: ShelfDestination) -> str:
-        return "shelf"
+    def resource_key(self, destination: ShelfDestination) -> str | None:
+        return None  # the process's one shelf
+
+    def default_resource(self, destination: ShelfDestination) -> Shelf:
+        return SHELF
 
     def open(self, destination: ShelfDestination, resource: Any) -> Shelf:
         return resource
+
+
+SHELF = Shelf()
 
 
 DEFS = """type: ingest_assets.components.IngestDatasets
@@ -165,6 +171,8 @@ attributes:
 def toy_kinds() -> Iterator[None]:
     SOURCE_KINDS.register(CounterKind())
     DESTINATION_KINDS.register(ShelfKind())
+    SHELF.tables.clear()
+    SHELF.audits.clear()
     yield
     SOURCE_KINDS.unregister("counter")
     DESTINATION_KINDS.unregister("shelf")
@@ -181,12 +189,13 @@ def test_a_kind_registered_by_a_test_lists_probes_loads_and_checks_end_to_end(
     answer = probe(spec, now=datetime.fromisoformat("2026-11-03T12:00:00+00:00"))
     assert answer.ok, answer.detail
     assert answer.detail.startswith("counter answers with 24 rows for [2026-11-02")
+    assert answer.detail.endswith("; shelf shelf.toy.ticks opens")
 
     asset = dataset_asset(spec, origin="toy/defs.yaml")
     assert asset.specs_by_key[dg.AssetKey("ticks")].kinds == {"counter", "shelf"}
-    shelf = Shelf()
+    shelf = SHELF
     for _ in range(2):  # a rerun replaces the window's rows
-        result = dg.materialize([asset], partition_key="2026-11-02", resources={"shelf": shelf})
+        result = dg.materialize([asset], partition_key="2026-11-02")
         assert result.success
     (window,) = shelf.tables["toy.ticks"]
     assert shelf.tables["toy.ticks"][window].num_rows == ROWS_PER_DAY
@@ -236,7 +245,6 @@ def test_a_translator_moves_the_asset_its_checks_schedule_and_sla_together(
     tree = dg.ComponentTree.for_test()
     component = TeamDatasets(datasets=[spec])
     defs = component.build_defs(tree.load_context.for_path(PROJECT_ROOT / "ingest_assets" / "defs"))
-    defs = dg.Definitions.merge(defs, dg.Definitions(resources={"shelf": Shelf()}))
     dg.Definitions.validate_loadable(defs)  # the schedule's job and the SLA check find the asset
     key = dg.AssetKey(["raw", "ticks"])
     (asset_spec,) = [s for s in defs.resolve_all_asset_specs() if s.key == key]

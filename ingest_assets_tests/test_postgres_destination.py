@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.core import load_windows, open_destination, open_reader, windows_for
 from ingest_assets.errors import DestinationError, ValidationFailed
+from ingest_assets.onboarding import probe
 from ingest_assets.spec import DatasetSpec
 from ingest_assets_tests.conftest import PG_PASSWORD, order_rows, orders_spec, write_csv
 from ingest_assets_tests.postgres import Postgres
@@ -157,6 +159,11 @@ def test_the_asset_shows_the_postgres_table_and_no_password_reaches_an_error(
         materialization.metadata["dagster/table_name"].value == f"{warehouse.database}.raw.orders"
     )
     assert materialization.metadata["dagster/row_count"].value == PER_DAY
+    uri = materialization.metadata["dagster/uri"].value
+    assert str(uri).endswith("?table=raw.orders") and PG_PASSWORD not in str(uri)
+    answer = probe(_spec(), now=datetime(2026, 10, 2, 12, tzinfo=UTC))  # ingest-assets check
+    assert answer.ok and answer.detail.endswith("raw.orders holds 40 rows"), answer.detail
+    assert "_ingest_probe" not in str(_rows(warehouse, "SELECT tablename FROM pg_tables"))
 
     monkeypatch.setenv("WAREHOUSE_URL", warehouse.url(password="not-the-Password-42"))
     with pytest.raises(DestinationError) as failed:

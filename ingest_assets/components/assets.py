@@ -20,7 +20,7 @@ from ingest_assets.components.checks import (
 )
 from ingest_assets.components.metadata import materialization_metadata, range_metadata
 from ingest_assets.components.translator import DatasetTranslator, source_kind, source_pool
-from ingest_assets.destinations.base import Destination
+from ingest_assets.destinations.base import Destination, ProbesTables
 from ingest_assets.destinations.registry import DESTINATION_KINDS
 from ingest_assets.engine import load_window, load_windows, record_failure
 from ingest_assets.errors import IngestError, ValidationFailed
@@ -185,9 +185,10 @@ class DatasetLoad:
         """The materialization of the run's partitions, with their checks' results."""
         spec, key = self.spec, self.key
         table = warehouse.describe(spec.destination)
+        uri = warehouse.uri(spec.destination) if isinstance(warehouse, ProbesTables) else None
         if len(reports) == 1:
             results = check_results(spec, reports[0], wants, key=key)
-            metadata = materialization_metadata(spec, reports[0], table)
+            metadata = materialization_metadata(spec, reports[0], table, uri)
         else:
             results = [
                 check_result(
@@ -200,7 +201,7 @@ class DatasetLoad:
                 for name in reports[0].checks
                 if name in wants
             ]
-            metadata = range_metadata(spec, keys, reports, table)
+            metadata = range_metadata(spec, keys, reports, table, uri)
         if RECONCILIATION in wants and isinstance(reader, Counts):
             windows = [report.window for report in reports]
             results.append(reconcile(spec, reader, warehouse, windows, reports, key=key))

@@ -12,7 +12,7 @@ from ingest_assets.spec import DatasetSpec
 
 
 def materialization_metadata(
-    spec: DatasetSpec, report: LoadReport, table_name: str
+    spec: DatasetSpec, report: LoadReport, table_name: str, uri: str | None = None
 ) -> dict[str, Any]:
     """Metadata recorded with every materialization (numbers chart over time in the UI).
 
@@ -20,8 +20,10 @@ def materialization_metadata(
         spec: The dataset.
         report: The load of its one partition.
         table_name: The table's full name in its store.
+        uri: Where the table lives (``dagster/uri``), if the store says.
     """
     return {
+        **({"dagster/uri": uri} if uri else {}),
         "dagster/row_count": report.rows_written,
         "dagster/column_schema": table_schema(report.schema, spec),
         "dagster/table_name": table_name,
@@ -44,7 +46,11 @@ def materialization_metadata(
 
 
 def range_metadata(
-    spec: DatasetSpec, keys: list[str], reports: list[LoadReport], table_name: str
+    spec: DatasetSpec,
+    keys: list[str],
+    reports: list[LoadReport],
+    table_name: str,
+    uri: str | None = None,
 ) -> dict[str, Any]:
     """Metadata of a run that loaded several partitions at once.
 
@@ -54,6 +60,7 @@ def range_metadata(
     figures are in ``rows_by_partition`` and in the audit table.
     """
     return {
+        **({"dagster/uri": uri} if uri else {}),
         "dagster/column_schema": table_schema(reports[0].schema, spec),
         "dagster/table_name": table_name,
         "partitions_in_run": len(reports),

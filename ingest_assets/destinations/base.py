@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ingest_assets.audit import AUDIT_SCHEMA, AUDIT_TABLE, AuditRecord
 from ingest_assets.spec.load import DestinationSpec, LoadSpec
@@ -110,4 +110,21 @@ class Destination(Protocol):
 
         Rows are placed by ``column`` (default: the window each row was loaded for).
         """
+        ...
+
+
+@runtime_checkable
+class ProbesTables(Protocol):
+    """A destination that can tell, without writing, whether a table can be loaded."""
+
+    def probe(self, table: DestinationSpec) -> str:
+        """Connect, check the right to create and alter the table; its current row count.
+
+        Raises:
+            DestinationError: the store does not answer, or refuses what a load needs.
+        """
+        ...
+
+    def uri(self, table: DestinationSpec) -> str:
+        """Where the table lives, as a URI (``dagster/uri``), without secrets."""
         ...

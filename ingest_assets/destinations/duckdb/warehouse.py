@@ -53,6 +53,18 @@ class DuckDBWarehouse:
         """'<database file stem>.<schema>.<table>'."""
         return f"{Path(self.database).stem}.{table.schema_name}.{table.table_name}"
 
+    def uri(self, table: DestinationSpec) -> str:
+        """'duckdb:///<file>?table=<schema.table>'."""
+        return f"duckdb:///{Path(self.database).resolve()}?table={table.schema_name}.{table.table_name}"
+
+    def probe(self, table: DestinationSpec) -> str:
+        """The file opens for writing; the table's row count, if it exists."""
+        with self.session(f"Probing {table.table}") as conn:
+            if not _table_exists(conn, table):
+                return f"DuckDB {self.database}: {table.table} is created by the first load"
+            row = conn.execute(f"SELECT count(*) FROM {qualified(table)}").fetchone()
+        return f"DuckDB {self.database}: {table.table} holds {row[0] if row else 0} rows"
+
     @contextmanager
     def session(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection, waiting out another process's lock; DuckDB errors as DestinationError.

@@ -101,6 +101,23 @@ class IcebergLake:
         """'iceberg.<namespace>.<table>'."""
         return f"iceberg.{table.schema_name}.{table.table_name}"
 
+    def uri(self, table: DestinationSpec) -> str:
+        """The table's location in the warehouse."""
+        return f"{self.warehouse.rstrip('/')}/{table.schema_name}.db/{table.table_name}"
+
+    def probe(self, table: DestinationSpec) -> str:
+        """The catalog answers; the table's row count, if it exists."""
+        identifier = (table.schema_name, table.table_name)
+
+        def read() -> str:
+            where = f"Iceberg {self.warehouse}: {table.table}"
+            if not self.catalog.table_exists(identifier):
+                self.catalog.list_namespaces()
+                return f"{where} is created by the first load"
+            return f"{where} holds {self.catalog.load_table(identifier).scan().count()} rows"
+
+        return self._guarded(f"Probing {table.table}", read)
+
     def _guarded(self, what: str, action: Callable[[], T]) -> T:
         """Run ``action``, committing again when another writer won the race; errors named."""
         retrying = Retrying(

@@ -70,6 +70,28 @@ class PostgresWarehouse:
         """'<database>.<schema>.<table>'."""
         return f"{self._database}.{_schema(table)}.{table.table_name}"
 
+    def uri(self, table: DestinationSpec) -> str:
+        """The server's URL without the password, and the table."""
+        return f"{self._shown}?table={_schema(table)}.{table.table_name}"
+
+    def probe(self, table: DestinationSpec) -> str:
+        """Create and alter a scratch table where the table lives (rolled back); its rows."""
+        what = f"Probing {table.table}"
+        scratch = DestinationSpec(table=f"{_schema(table)}._ingest_probe")
+        with self.session(what) as cursor:
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(_schema(table))}")
+            cursor.execute(f"CREATE TABLE {qualified(scratch)} (id bigint)")
+            cursor.execute(f"ALTER TABLE {qualified(scratch)} ADD COLUMN note text")
+            exists = _exists(cursor, table)
+            rows = 0
+            if exists:
+                cursor.execute(f"SELECT count(*) FROM {qualified(table)}")
+                row = cursor.fetchone()
+                rows = int(row[0]) if row else 0
+            cursor.connection.rollback()  # the probe leaves nothing behind
+        where = f"PostgreSQL {self._shown}: {table.table}"
+        return f"{where} holds {rows} rows" if exists else f"{where} is created by the first load"
+
     @contextmanager
     def session(self, what: str) -> Iterator[_Cursor]:
         """A cursor in one transaction, committed when the block ends (rolled back on error).
