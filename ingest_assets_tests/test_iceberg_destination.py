@@ -3,6 +3,7 @@ the same rows as DuckDB, failed loads, merge order, concurrent writers, and Duck
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from ingest_assets.spec import DatasetSpec
 from ingest_assets_tests.conftest import order_rows, orders_spec, write_csv
 
 DAYS = ["2026-10-01", "2026-10-02", "2026-10-03"]
+SECRET = "lake-Secret-Key-7731"
 PER_DAY = 40
 COLUMNS = ["order_id", "amount", "quantity", "email", "ordered_at", "_ingest_window_start"]
 
@@ -57,11 +59,17 @@ def _table_rows(data_dir: Path, warehouse: str, table: str) -> list[tuple[Any, .
 
 @pytest.mark.parametrize("where", ["folder", "s3"])
 def test_iceberg_holds_the_rows_duckdb_holds_and_a_rerun_changes_nothing(
-    where: str, data_dir: Path, request: pytest.FixtureRequest
+    where: str,
+    data_dir: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     warehouse = "lake"
     if where == "s3":
         bucket = request.getfixturevalue("bucket")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)  # moto takes any key
         warehouse = f"s3://{bucket}/lake"
     _drop_days(data_dir)
     spec = _spec(warehouse=warehouse)
@@ -81,6 +89,7 @@ def test_iceberg_holds_the_rows_duckdb_holds_and_a_rerun_changes_nothing(
     assert lake.current_snapshot().summary["ingest.run_id"] == "test"  # type: ignore[union-attr]
     audit = catalog.load_table(("ingest_audit", "loads")).scan().to_arrow()
     assert audit.column("status").to_pylist() == ["success"] * 4
+    assert SECRET not in caplog.text and SECRET not in str(audit.to_pylist())
 
 
 def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
