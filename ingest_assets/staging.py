@@ -7,7 +7,8 @@ run in a scratch DuckDB of the engine's, never in the destination.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -33,6 +34,44 @@ def quote(identifier: str) -> str:
 def staged_rows(files: list[Path]) -> int:
     """Rows in staged Parquet files, from their footers."""
     return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+
+
+#: The columns a destination adds to each loaded row, after the staged ones.
+RUN_COLUMNS = [("_ingest_run_id", pa.string()), ("_ingest_loaded_at", pa.timestamp("us", tz="UTC"))]
+
+
+def staged_shape(files: list[Path]) -> pa.Schema:
+    """The staged files' columns combined by name, then the run id and load time."""
+    schema = pa.unify_schemas([pq.read_schema(path) for path in files]) if files else pa.schema([])
+    for name, kind in RUN_COLUMNS:
+        schema = schema.append(pa.field(name, kind))
+    return schema
+
+
+def staged_stream(files: list[Path], run_id: str) -> pa.RecordBatchReader:
+    """The staged files' rows as one stream of their combined columns, stamped with the run.
+
+    For destinations that take Arrow (PostgreSQL's COPY, Iceberg): a file without a column gives
+    nulls for it.
+    """
+    shape = staged_shape(files)
+    loaded_at = pa.scalar(datetime.now(UTC), RUN_COLUMNS[1][1])
+    staged = list(shape)[: -len(RUN_COLUMNS)]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for path in files:
+            for batch in pq.ParquetFile(path).iter_batches():
+                rows = batch.num_rows
+                columns = [
+                    batch.column(field.name).cast(field.type)
+                    if field.name in batch.schema.names
+                    else pa.nulls(rows, field.type)
+                    for field in staged
+                ]
+                columns += [pa.repeat(pa.scalar(run_id), rows), pa.repeat(loaded_at, rows)]
+                yield pa.RecordBatch.from_arrays(columns, schema=shape)
+
+    return pa.RecordBatchReader.from_batches(shape, batches())
 
 
 class Stage:

@@ -47,7 +47,7 @@ class IngestDatasetsModel(BaseModel):
         schema = super().model_json_schema(
             by_alias, ref_template, schema_generator, mode, union_format=union_format
         )
-        return _drop_null_alternatives(schema)
+        return _select_by_tag(_drop_null_alternatives(schema), schema.get("$defs", {}))
 
 
 def _drop_null_alternatives(node: JsonSchemaValue) -> JsonSchemaValue:
@@ -62,6 +62,46 @@ def _drop_null_alternatives(node: JsonSchemaValue) -> JsonSchemaValue:
         return node
     if isinstance(node, list):
         return [_drop_null_alternatives(item) for item in node]
+    return node
+
+
+def _select_by_tag(node: Any, defs: dict[str, Any]) -> Any:
+    """Turn unions told apart by ``kind`` or ``type`` into if/then choices.
+
+    A ``oneOf`` of models reports one vague error when nothing matches; choosing the model by its
+    tag (the default one when the tag is absent) lets the checker name the wrong key inside it,
+    e.g. ``'table' is a required property`` for a destination that misspells it.
+    """
+    if isinstance(node, list):
+        return [_select_by_tag(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _select_by_tag(value, defs) for key, value in node.items()}
+    options = node.get("oneOf")
+    if not isinstance(options, list) or not all("$ref" in option for option in options):
+        return node
+    models = [defs.get(option["$ref"].rsplit("/", 1)[-1], {}) for option in options]
+    for tag in ("kind", "type"):
+        consts = [m.get("properties", {}).get(tag, {}).get("const") for m in models]
+        if None in consts:
+            continue
+        defaults = [
+            c for c, m in zip(consts, models, strict=True) if tag not in m.get("required", [])
+        ]
+        choices: list[JsonSchemaValue] = [
+            {"if": {"required": [tag], "properties": {tag: {"const": const}}}, "then": option}
+            for const, option in zip(consts, options, strict=True)
+        ]
+        if defaults:
+            default = options[consts.index(defaults[0])]
+            choices.append({"if": {"not": {"required": [tag]}}, "then": default})
+        node.pop("oneOf")
+        return {
+            **node,
+            "type": "object",
+            "properties": {tag: {"enum": consts}},
+            "allOf": choices,
+        }
     return node
 
 

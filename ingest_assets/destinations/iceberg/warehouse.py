@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
@@ -48,13 +47,13 @@ from ingest_assets.destinations.base import AUDIT, WINDOW_COLUMN, WindowWrite, q
 from ingest_assets.errors import DestinationBusy, DestinationError
 from ingest_assets.redaction import register_secret
 from ingest_assets.spec.load import DestinationSpec, LoadSpec
+from ingest_assets.staging import staged_rows, staged_shape, staged_stream
 from ingest_assets.windows import Window
 
 #: Tries of a commit that lost a race with another writer.
 COMMIT_ATTEMPTS = 20
 _AUDIT_ARROW = {"VARCHAR": pa.string(), "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
                 "BIGINT": pa.int64(), "DOUBLE": pa.float64()}  # fmt: skip
-_STAMP = pa.timestamp("us", tz="UTC")
 T = TypeVar("T")
 _RACES = (CommitFailedException, ValidationException, OperationalError)
 
@@ -160,7 +159,7 @@ class IcebergLake:
         span = Window(writes[0].window.start, writes[-1].window.end)
         what = f"Dataset '{dataset}', window {span}: writing {table.table}"
         files = [path for write in writes for path in write.staged]
-        written = [_rows(write.staged) for write in writes]
+        written = [staged_rows(write.staged) for write in writes]
 
         summary = {
             "ingest.run_id": run_id,
@@ -169,7 +168,7 @@ class IcebergLake:
 
         def commit() -> None:
             lake = self._table(table, files, span)
-            data = _stream(files, run_id)
+            data = staged_stream(files, run_id).read_all()
             if load.mode == "merge":
                 _merge(lake, data, load, summary)
             elif load.mode == "append":
@@ -195,7 +194,7 @@ class IcebergLake:
     def _table(self, table: DestinationSpec, files: list[Path], span: Window) -> Table:
         """The table, created partitioned by the window column, with any new columns added."""
         identifier = (table.schema_name, table.table_name)
-        shape = _shape(files)
+        shape = staged_shape(files)
         try:
             lake = self.catalog.load_table(identifier)
         except NoSuchTableError:
@@ -226,7 +225,7 @@ class IcebergLake:
                 lake.delete(_within(write.window))
                 return
             lake = self._table(target, write.rejected, write.window)
-            data = _stream(write.rejected, run_id)
+            data = staged_stream(write.rejected, run_id).read_all()
             if load.mode == "append":
                 lake.append(data)
             else:
@@ -335,39 +334,6 @@ def _transform(window: Window) -> Transform[Any, Any]:
     if length <= timedelta(days=7, hours=1):
         return DayTransform()
     return MonthTransform()
-
-
-def _rows(files: list[Path]) -> int:
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
-
-
-def _shape(files: list[Path]) -> pa.Schema:
-    """The staged files' columns combined by name, then the run id and load time."""
-    schema = pa.unify_schemas([pq.read_schema(path) for path in files]) if files else pa.schema([])
-    return schema.append(pa.field("_ingest_run_id", pa.string())).append(
-        pa.field("_ingest_loaded_at", _STAMP)
-    )
-
-
-def _stream(files: list[Path], run_id: str) -> pa.Table:
-    """The staged files' rows as one table of the combined columns, stamped with the run."""
-    shape = _shape(files)
-    loaded_at = pa.scalar(datetime.now(UTC), _STAMP)
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for path in files:
-            for batch in pq.ParquetFile(path).iter_batches():
-                rows = batch.num_rows
-                columns = [
-                    batch.column(field.name).cast(field.type)
-                    if field.name in batch.schema.names
-                    else pa.nulls(rows, field.type)
-                    for field in list(shape)[:-2]  # the run id and load time follow
-                ]
-                columns += [pa.repeat(pa.scalar(run_id), rows), pa.repeat(loaded_at, rows)]
-                yield pa.RecordBatch.from_arrays(columns, schema=shape)
-
-    return pa.Table.from_batches(list(batches()), schema=shape)
 
 
 def _merge(lake: Table, incoming: pa.Table, load: LoadSpec, summary: dict[str, str]) -> None:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import adbc_driver_manager.dbapi as adbc
 import adbc_driver_postgresql.dbapi as pg
 import pyarrow as pa
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from ingest_assets.audit import AUDIT_COLUMNS, AuditRecord
@@ -27,7 +26,7 @@ from ingest_assets.destinations.base import AUDIT, WINDOW_COLUMN, WindowWrite, q
 from ingest_assets.errors import DestinationBusy, DestinationError
 from ingest_assets.redaction import register_secret
 from ingest_assets.spec.load import DestinationSpec, LoadSpec
-from ingest_assets.staging import quote, staged_rows
+from ingest_assets.staging import quote, staged_rows, staged_shape, staged_stream
 from ingest_assets.windows import Window
 
 #: How long a write waits for another writer of the same table before failing (transient).
@@ -200,7 +199,7 @@ class PostgresWarehouse:
         if files:
             cursor.adbc_ingest(
                 table.table_name,
-                _stream(files, run_id),
+                staged_stream(files, run_id),
                 mode="append",
                 db_schema_name=_schema(table),
             )
@@ -213,7 +212,7 @@ class PostgresWarehouse:
         """Upsert one window's rows by key; a stored row is replaced only by a not-older one."""
         if not staged:
             return 0
-        cursor.adbc_ingest("_ingest_incoming", _stream(staged, run_id), mode="replace",
+        cursor.adbc_ingest("_ingest_incoming", staged_stream(staged, run_id), mode="replace",
                            temporary=True)  # fmt: skip
         keys = [quote(column) for column in load.primary_key or []]
         same_key = " AND ".join(f"t.{key} = i.{key}" for key in keys)
@@ -251,7 +250,7 @@ class PostgresWarehouse:
         if load.mode != "append":
             _delete_window(cursor, target, write.window)
         if write.rejected:
-            cursor.adbc_ingest(target.table_name, _stream(write.rejected, run_id),
+            cursor.adbc_ingest(target.table_name, staged_stream(write.rejected, run_id),
                                mode="append", db_schema_name=_schema(target))  # fmt: skip
 
     def record_load(self, audit: AuditRecord) -> None:
@@ -350,7 +349,7 @@ def _ensure_table(cursor: _Cursor, table: DestinationSpec, files: list[Path]) ->
 
     Column types are those ADBC gives the Arrow types (timestamptz, bigint, text, ...).
     """
-    shape = _shape(files)
+    shape = staged_shape(files)
     cursor.adbc_ingest("_ingest_shape", shape.empty_table(), mode="replace", temporary=True)
     name = qualified(table)
     cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} (LIKE _ingest_shape)")
@@ -373,35 +372,6 @@ def _delete_window(cursor: _Cursor, table: DestinationSpec, window: Window) -> N
         f"DELETE FROM {qualified(table)} WHERE {column} >= $1 AND {column} < $2",
         (window.start, window.end),
     )
-
-
-def _shape(files: list[Path]) -> pa.Schema:
-    """The staged files' columns combined by name, then the run id and load time."""
-    schema = pa.unify_schemas([pq.read_schema(path) for path in files]) if files else pa.schema([])
-    return schema.append(pa.field("_ingest_run_id", pa.string())).append(
-        pa.field("_ingest_loaded_at", pa.timestamp("us", tz="UTC"))
-    )
-
-
-def _stream(files: list[Path], run_id: str) -> pa.RecordBatchReader:
-    """The staged files' rows as one stream of the combined columns, stamped with the run."""
-    shape = _shape(files)
-    loaded_at = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for path in files:
-            for batch in pq.ParquetFile(path).iter_batches():
-                rows = batch.num_rows
-                columns = [
-                    batch.column(field.name).cast(field.type)
-                    if field.name in batch.schema.names
-                    else pa.nulls(rows, field.type)
-                    for field in list(shape)[:-2]  # the run id and load time follow
-                ]
-                columns += [pa.repeat(pa.scalar(run_id), rows), pa.repeat(loaded_at, rows)]
-                yield pa.RecordBatch.from_arrays(columns, schema=shape)
-
-    return pa.RecordBatchReader.from_batches(shape, batches())
 
 
 def _append_audits(cursor: _Cursor, audits: list[AuditRecord]) -> None:
