@@ -124,6 +124,25 @@ def orders_spec(location: str, **overrides: Any) -> DatasetSpec:
     return DatasetSpec.model_validate(raw)
 
 
+#: The days the destination tests load, and their rows a day.
+DEST_DAYS = ["2026-10-01", "2026-10-02", "2026-10-03"]
+DEST_PER_DAY = 40
+
+
+def drop_days(data_dir: Path, per_day: int = DEST_PER_DAY) -> None:
+    """One CSV file of valid orders a day of DEST_DAYS, under ``<data dir>/orders``."""
+    for day in DEST_DAYS:
+        write_csv(data_dir / "orders" / f"dt={day}" / "part-1.csv", order_rows(day, per_day))
+
+
+def load_days(spec: DatasetSpec, days: list[str], run_id: str = "test") -> None:
+    """Load days of a dataset through the public API, as a script would."""
+    from ingest_assets.core import load_windows, open_destination, open_reader, windows_for
+
+    reader, destination = open_reader(spec), open_destination(spec)
+    load_windows(spec, windows_for(spec, days), reader, destination, run_id=run_id)
+
+
 def materialize(
     spec: DatasetSpec,
     partition_key: str,

@@ -16,32 +16,28 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
 from ingest_assets.components.assets import dataset_asset
-from ingest_assets.core import load_windows, open_destination, open_reader, windows_for
 from ingest_assets.destinations.iceberg.warehouse import s3_properties
 from ingest_assets.errors import ValidationFailed
 from ingest_assets.onboarding import probe
 from ingest_assets.spec import DatasetSpec
-from ingest_assets_tests.conftest import order_rows, orders_spec, write_csv
+from ingest_assets_tests.conftest import (
+    DEST_DAYS,
+    DEST_PER_DAY,
+    drop_days,
+    load_days,
+    order_rows,
+    orders_spec,
+    write_csv,
+)
 
-DAYS = ["2026-10-01", "2026-10-02", "2026-10-03"]
+DAYS, PER_DAY = DEST_DAYS, DEST_PER_DAY
 SECRET = "lake-Secret-Key-7731"
-PER_DAY = 40
 COLUMNS = ["order_id", "amount", "quantity", "email", "ordered_at", "_ingest_window_start"]
 
 
 def _spec(table: str = "raw.orders", warehouse: str = "lake", **overrides: Any) -> DatasetSpec:
     destination = {"kind": "iceberg", "table": table, "warehouse": warehouse}
     return orders_spec("orders", destination=destination, **overrides)
-
-
-def _drop_days(data_dir: Path, per_day: int = PER_DAY) -> None:
-    for day in DAYS:
-        write_csv(data_dir / "orders" / f"dt={day}" / "part-1.csv", order_rows(day, per_day))
-
-
-def _load(spec: DatasetSpec, days: list[str]) -> None:
-    load_windows(spec, windows_for(spec, days), open_reader(spec), open_destination(spec),
-                 run_id="test")  # fmt: skip
 
 
 def _catalog(data_dir: Path, warehouse: str) -> SqlCatalog:
@@ -71,11 +67,11 @@ def test_iceberg_holds_the_rows_duckdb_holds_and_a_rerun_changes_nothing(
         bucket = request.getfixturevalue("bucket")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)  # moto takes any key
         warehouse = f"s3://{bucket}/lake"
-    _drop_days(data_dir)
+    drop_days(data_dir)
     spec = _spec(warehouse=warehouse)
-    _load(spec, DAYS)
-    _load(spec, DAYS[1:2])  # a rerun of one window replaces exactly its rows
-    _load(orders_spec("orders"), DAYS)  # the same dataset into DuckDB
+    load_days(spec, DAYS)
+    load_days(spec, DAYS[1:2])  # a rerun of one window replaces exactly its rows
+    load_days(orders_spec("orders"), DAYS)  # the same dataset into DuckDB
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
         in_duckdb = conn.execute(
             f"SELECT {', '.join(COLUMNS)} FROM raw.orders ORDER BY 1"
@@ -97,8 +93,8 @@ def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def test_duckdb_reads_the_lake_the_readme_way(data_dir: Path) -> None:
-    _drop_days(data_dir)
-    _load(_spec(), DAYS)
+    drop_days(data_dir)
+    load_days(_spec(), DAYS)
     lake = _catalog(data_dir, "").load_table(("raw", "orders"))
     with duckdb.connect() as conn:
         conn.register("orders", lake.scan().to_arrow())
@@ -108,14 +104,14 @@ def test_duckdb_reads_the_lake_the_readme_way(data_dir: Path) -> None:
 def test_a_failed_load_keeps_the_previous_rows_and_leaves_a_failed_audit_row(
     data_dir: Path,
 ) -> None:
-    _drop_days(data_dir)
+    drop_days(data_dir)
     spec = _spec()
-    _load(spec, DAYS[:1])
+    load_days(spec, DAYS[:1])
     bad = order_rows(DAYS[0], PER_DAY)
     bad[3]["amount"] = -5  # breaks an error rule
     write_csv(data_dir / "orders" / f"dt={DAYS[0]}" / "part-1.csv", bad)
     with pytest.raises(ValidationFailed):
-        _load(spec, DAYS[:1])
+        load_days(spec, DAYS[:1])
     assert len(_table_rows(data_dir, "", "raw.orders")) == PER_DAY
     audit = _catalog(data_dir, "").load_table(("ingest_audit", "loads")).scan().to_arrow()
     assert sorted(audit.column("status").to_pylist()) == ["failed", "success"]
@@ -130,7 +126,7 @@ def test_merge_gives_the_same_table_in_any_order(data_dir: Path) -> None:
     for index, order in enumerate((DAYS, list(reversed(DAYS)))):
         spec = _spec(f"raw.merged_{index}", load=load)
         for day in order:
-            _load(spec, [day])
+            load_days(spec, [day])
         tables.append(_table_rows(data_dir, "", f"raw.merged_{index}"))
     assert [r[:5] for r in tables[0]] == [r[:5] for r in tables[1]] and len(tables[0]) == 10
     assert {row[4].date().isoformat() for row in tables[0]} == {DAYS[-1]}  # the latest won
@@ -140,14 +136,14 @@ def _load_in_process(data: str, days: list[str]) -> None:
     os.environ["INGEST_ASSETS_DATA_DIR"] = data
     spec = _spec()
     for day in days:
-        _load(spec, [day])
+        load_days(spec, [day])
 
 
 def test_four_processes_loading_overlapping_partitions_leave_exactly_each_partitions_rows(
     data_dir: Path,
 ) -> None:
-    _drop_days(data_dir, per_day=200)
-    _load(_spec(), DAYS[:1])  # the table exists before the race
+    drop_days(data_dir, per_day=200)
+    load_days(_spec(), DAYS[:1])  # the table exists before the race
     plans = [DAYS, list(reversed(DAYS)), DAYS[1:], DAYS[:2]]
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_load_in_process, args=(str(data_dir), plan))
@@ -167,7 +163,7 @@ def test_four_processes_loading_overlapping_partitions_leave_exactly_each_partit
 
 
 def test_the_asset_shows_the_iceberg_table(data_dir: Path) -> None:
-    _drop_days(data_dir)
+    drop_days(data_dir)
     asset = dataset_asset(_spec(), origin="test")
     assert asset.specs_by_key[dg.AssetKey("orders")].kinds == {"file", "iceberg"}
     result = dg.materialize([asset], partition_key=DAYS[0])

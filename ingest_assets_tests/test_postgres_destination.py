@@ -15,15 +15,22 @@ import duckdb
 import pytest
 
 from ingest_assets.components.assets import dataset_asset
-from ingest_assets.core import load_windows, open_destination, open_reader, windows_for
 from ingest_assets.errors import DestinationError, ValidationFailed
 from ingest_assets.onboarding import probe
 from ingest_assets.spec import DatasetSpec
-from ingest_assets_tests.conftest import PG_PASSWORD, order_rows, orders_spec, write_csv
+from ingest_assets_tests.conftest import (
+    DEST_DAYS,
+    DEST_PER_DAY,
+    PG_PASSWORD,
+    drop_days,
+    load_days,
+    order_rows,
+    orders_spec,
+    write_csv,
+)
 from ingest_assets_tests.postgres import Postgres
 
-DAYS = ["2026-10-01", "2026-10-02", "2026-10-03"]
-PER_DAY = 40
+DAYS, PER_DAY = DEST_DAYS, DEST_PER_DAY
 
 
 @pytest.fixture
@@ -49,24 +56,14 @@ def _spec(table: str = "raw.orders", **overrides: Any) -> DatasetSpec:
     return orders_spec("orders", destination=destination, **overrides)
 
 
-def _drop_days(data_dir: Path, per_day: int = PER_DAY) -> None:
-    for day in DAYS:
-        write_csv(data_dir / "orders" / f"dt={day}" / "part-1.csv", order_rows(day, per_day))
-
-
-def _load(spec: DatasetSpec, days: list[str]) -> None:
-    load_windows(spec, windows_for(spec, days), open_reader(spec), open_destination(spec),
-                 run_id="test")  # fmt: skip
-
-
 def test_postgres_holds_the_rows_duckdb_holds_and_a_rerun_changes_nothing(
     warehouse: Postgres, data_dir: Path
 ) -> None:
-    _drop_days(data_dir)
+    drop_days(data_dir)
     spec = _spec()
-    _load(spec, DAYS)
-    _load(spec, DAYS[1:2])  # a rerun of one window replaces exactly its rows
-    _load(orders_spec("orders"), DAYS)  # the same dataset into DuckDB
+    load_days(spec, DAYS)
+    load_days(spec, DAYS[1:2])  # a rerun of one window replaces exactly its rows
+    load_days(orders_spec("orders"), DAYS)  # the same dataset into DuckDB
     columns = "order_id, amount, quantity, email, ordered_at, _ingest_window_start"
     in_postgres = _rows(warehouse, f"SELECT {columns} FROM raw.orders ORDER BY order_id")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
@@ -88,14 +85,14 @@ def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
 def test_a_failed_load_keeps_the_previous_rows_and_leaves_a_failed_audit_row(
     warehouse: Postgres, data_dir: Path
 ) -> None:
-    _drop_days(data_dir)
+    drop_days(data_dir)
     spec = _spec()
-    _load(spec, DAYS[:1])
+    load_days(spec, DAYS[:1])
     bad = order_rows(DAYS[0], PER_DAY)
     bad[3]["amount"] = -5  # breaks an error rule
     write_csv(data_dir / "orders" / f"dt={DAYS[0]}" / "part-1.csv", bad)
     with pytest.raises(ValidationFailed):
-        _load(spec, DAYS[:1])
+        load_days(spec, DAYS[:1])
     assert _rows(warehouse, "SELECT count(*) FROM raw.orders") == [(PER_DAY,)]
     statuses = _rows(warehouse, "SELECT status FROM ingest_audit.loads ORDER BY ended_at")
     assert statuses == [("success",), ("failed",)]
@@ -110,7 +107,7 @@ def test_merge_gives_the_same_table_in_any_order(warehouse: Postgres, data_dir: 
     for order in (DAYS, list(reversed(DAYS))):
         spec = _spec(f"raw.merged_{len(tables)}", load=load)
         for day in order:
-            _load(spec, [day])
+            load_days(spec, [day])
         tables.append(_rows(warehouse, f"SELECT order_id, amount, ordered_at FROM "
                                        f"raw.merged_{len(tables)} ORDER BY order_id"))  # fmt: skip
     assert tables[0] == tables[1] and len(tables[0]) == 10
@@ -121,13 +118,13 @@ def _load_in_process(url: str, data: str, days: list[str]) -> None:
     os.environ["WAREHOUSE_URL"], os.environ["INGEST_ASSETS_DATA_DIR"] = url, data
     spec = _spec()
     for day in days:
-        _load(spec, [day])
+        load_days(spec, [day])
 
 
 def test_four_processes_loading_overlapping_partitions_leave_exactly_each_partitions_rows(
     warehouse: Postgres, data_dir: Path
 ) -> None:
-    _drop_days(data_dir, per_day=500)
+    drop_days(data_dir, per_day=500)
     plans = [DAYS, list(reversed(DAYS)), DAYS[1:], DAYS[:2]]
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_load_in_process, args=(warehouse.url(), str(data_dir), p))
@@ -150,7 +147,7 @@ def test_four_processes_loading_overlapping_partitions_leave_exactly_each_partit
 def test_the_asset_shows_the_postgres_table_and_no_password_reaches_an_error(
     warehouse: Postgres, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _drop_days(data_dir)
+    drop_days(data_dir)
     asset = dataset_asset(_spec(), origin="test")
     assert asset.specs_by_key[dg.AssetKey("orders")].kinds == {"file", "postgres"}
     result = dg.materialize([asset], partition_key=DAYS[0])
@@ -167,6 +164,6 @@ def test_the_asset_shows_the_postgres_table_and_no_password_reaches_an_error(
 
     monkeypatch.setenv("WAREHOUSE_URL", warehouse.url(password="not-the-Password-42"))
     with pytest.raises(DestinationError) as failed:
-        _load(_spec(), DAYS[:1])
+        load_days(_spec(), DAYS[:1])
     assert "not-the-Password-42" not in str(failed.value) and PG_PASSWORD not in str(failed.value)
     assert "***" in str(failed.value) or "password authentication failed" in str(failed.value)
