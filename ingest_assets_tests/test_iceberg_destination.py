@@ -17,7 +17,6 @@ from pyiceberg.catalog.sql import SqlCatalog
 
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.destinations.iceberg.warehouse import s3_properties
-from ingest_assets.errors import ValidationFailed
 from ingest_assets.onboarding import probe
 from ingest_assets.spec import DatasetSpec
 from ingest_assets_tests.conftest import (
@@ -25,9 +24,7 @@ from ingest_assets_tests.conftest import (
     DEST_PER_DAY,
     drop_days,
     load_days,
-    order_rows,
     orders_spec,
-    write_csv,
 )
 
 DAYS, PER_DAY = DEST_DAYS, DEST_PER_DAY
@@ -99,37 +96,6 @@ def test_duckdb_reads_the_lake_the_readme_way(data_dir: Path) -> None:
     with duckdb.connect() as conn:
         conn.register("orders", lake.scan().to_arrow())
         assert conn.execute("SELECT count(*) FROM orders").fetchone() == (len(DAYS) * PER_DAY,)
-
-
-def test_a_failed_load_keeps_the_previous_rows_and_leaves_a_failed_audit_row(
-    data_dir: Path,
-) -> None:
-    drop_days(data_dir)
-    spec = _spec()
-    load_days(spec, DAYS[:1])
-    bad = order_rows(DAYS[0], PER_DAY)
-    bad[3]["amount"] = -5  # breaks an error rule
-    write_csv(data_dir / "orders" / f"dt={DAYS[0]}" / "part-1.csv", bad)
-    with pytest.raises(ValidationFailed):
-        load_days(spec, DAYS[:1])
-    assert len(_table_rows(data_dir, "", "raw.orders")) == PER_DAY
-    audit = _catalog(data_dir, "").load_table(("ingest_audit", "loads")).scan().to_arrow()
-    assert sorted(audit.column("status").to_pylist()) == ["failed", "success"]
-
-
-def test_merge_gives_the_same_table_in_any_order(data_dir: Path) -> None:
-    for day in DAYS:  # the same keys every day, newer versions later
-        rows = [{**row, "order_id": f"o{i}"} for i, row in enumerate(order_rows(day, 10))]
-        write_csv(data_dir / "orders" / f"dt={day}" / "part-1.csv", rows)
-    load = {"mode": "merge", "primary_key": ["order_id"], "order_by": "ordered_at"}
-    tables = []
-    for index, order in enumerate((DAYS, list(reversed(DAYS)))):
-        spec = _spec(f"raw.merged_{index}", load=load)
-        for day in order:
-            load_days(spec, [day])
-        tables.append(_table_rows(data_dir, "", f"raw.merged_{index}"))
-    assert [r[:5] for r in tables[0]] == [r[:5] for r in tables[1]] and len(tables[0]) == 10
-    assert {row[4].date().isoformat() for row in tables[0]} == {DAYS[-1]}  # the latest won
 
 
 def _load_in_process(data: str, days: list[str]) -> None:

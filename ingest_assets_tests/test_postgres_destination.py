@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from ingest_assets.components.assets import dataset_asset
-from ingest_assets.errors import DestinationError, ValidationFailed
+from ingest_assets.errors import DestinationError
 from ingest_assets.onboarding import probe
 from ingest_assets.spec import DatasetSpec
 from ingest_assets_tests.conftest import (
@@ -24,9 +24,7 @@ from ingest_assets_tests.conftest import (
     PG_PASSWORD,
     drop_days,
     load_days,
-    order_rows,
     orders_spec,
-    write_csv,
 )
 from ingest_assets_tests.postgres import Postgres
 
@@ -80,38 +78,6 @@ def test_postgres_holds_the_rows_duckdb_holds_and_a_rerun_changes_nothing(
 
 def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(value.timestamp() if hasattr(value, "timestamp") else value for value in row)
-
-
-def test_a_failed_load_keeps_the_previous_rows_and_leaves_a_failed_audit_row(
-    warehouse: Postgres, data_dir: Path
-) -> None:
-    drop_days(data_dir)
-    spec = _spec()
-    load_days(spec, DAYS[:1])
-    bad = order_rows(DAYS[0], PER_DAY)
-    bad[3]["amount"] = -5  # breaks an error rule
-    write_csv(data_dir / "orders" / f"dt={DAYS[0]}" / "part-1.csv", bad)
-    with pytest.raises(ValidationFailed):
-        load_days(spec, DAYS[:1])
-    assert _rows(warehouse, "SELECT count(*) FROM raw.orders") == [(PER_DAY,)]
-    statuses = _rows(warehouse, "SELECT status FROM ingest_audit.loads ORDER BY ended_at")
-    assert statuses == [("success",), ("failed",)]
-
-
-def test_merge_gives_the_same_table_in_any_order(warehouse: Postgres, data_dir: Path) -> None:
-    for day in DAYS:  # the same keys every day, newer versions later
-        rows = [{**row, "order_id": f"o{i}"} for i, row in enumerate(order_rows(day, 10))]
-        write_csv(data_dir / "orders" / f"dt={day}" / "part-1.csv", rows)
-    load = {"mode": "merge", "primary_key": ["order_id"], "order_by": "ordered_at"}
-    tables = []
-    for order in (DAYS, list(reversed(DAYS))):
-        spec = _spec(f"raw.merged_{len(tables)}", load=load)
-        for day in order:
-            load_days(spec, [day])
-        tables.append(_rows(warehouse, f"SELECT order_id, amount, ordered_at FROM "
-                                       f"raw.merged_{len(tables)} ORDER BY order_id"))  # fmt: skip
-    assert tables[0] == tables[1] and len(tables[0]) == 10
-    assert {row[2].date().isoformat() for row in tables[0]} == {DAYS[-1]}  # the latest won
 
 
 def _load_in_process(url: str, data: str, days: list[str]) -> None:
