@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import pyarrow as pa
+
 #: Schema and table of the audit trail.
 AUDIT_SCHEMA = "ingest_audit"
 AUDIT_TABLE = "loads"
@@ -94,3 +96,23 @@ class AuditRecord:
         if values["ended_at"] is None:
             values["ended_at"] = datetime.now(UTC)
         return [values[name] for name in AUDIT_COLUMNS]
+
+
+#: The Arrow type of each of the audit table's column types.
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+}
+#: The audit table's columns as Arrow types, for stores that take Arrow.
+AUDIT_ARROW = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in AUDIT_COLUMNS.items()])
+
+
+def audit_table(audits: list[AuditRecord]) -> pa.Table:
+    """Audit rows as an Arrow table of :data:`AUDIT_ARROW`."""
+    rows = [audit.row() for audit in audits]
+    return pa.table(
+        {name: [row[i] for row in rows] for i, name in enumerate(AUDIT_COLUMNS)},
+        schema=AUDIT_ARROW,
+    )

@@ -42,7 +42,7 @@ from pyiceberg.transforms import DayTransform, HourTransform, MonthTransform, Tr
 from sqlalchemy.exc import OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from ingest_assets.audit import AUDIT_COLUMNS, AuditRecord
+from ingest_assets.audit import AUDIT_ARROW, AuditRecord, audit_table
 from ingest_assets.destinations.base import AUDIT, WINDOW_COLUMN, WindowWrite, quarantine_table
 from ingest_assets.errors import DestinationBusy, DestinationError
 from ingest_assets.redaction import register_secret
@@ -52,8 +52,6 @@ from ingest_assets.windows import Window
 
 #: Tries of a commit that lost a race with another writer.
 COMMIT_ATTEMPTS = 20
-_AUDIT_ARROW = {"VARCHAR": pa.string(), "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
-                "BIGINT": pa.int64(), "DOUBLE": pa.float64()}  # fmt: skip
 T = TypeVar("T")
 _RACES = (CommitFailedException, ValidationException, OperationalError)
 
@@ -188,7 +186,7 @@ class IcebergLake:
                 write.audit.rows_written = rows
                 audits.append(write.audit)
         if audits:
-            self._guarded(what, lambda: self._audit_table().append(_audit_rows(audits)))
+            self._guarded(what, lambda: self._audit_table().append(audit_table(audits)))
         return written
 
     def _table(self, table: DestinationSpec, files: list[Path], span: Window) -> Table:
@@ -239,19 +237,19 @@ class IcebergLake:
             return self.catalog.load_table(identifier)
         except NoSuchTableError:
             self.catalog.create_namespace_if_not_exists(AUDIT.schema_name)
-            return self.catalog.create_table_if_not_exists(identifier, schema=_AUDIT_SCHEMA)
+            return self.catalog.create_table_if_not_exists(identifier, schema=AUDIT_ARROW)
 
     def record_load(self, audit: AuditRecord) -> None:
         """Append a load's audit row on its own (for loads that failed before writing)."""
         what = f"Dataset '{audit.dataset}': recording a load"
-        self._guarded(what, lambda: self._audit_table().append(_audit_rows([audit])))
+        self._guarded(what, lambda: self._audit_table().append(audit_table([audit])))
 
     def _audits(self, dataset: str, what: str) -> pa.Table:
         """The dataset's successful loads, from the audit table."""
 
         def read() -> pa.Table:
             if not self.catalog.table_exists((AUDIT.schema_name, AUDIT.table_name)):
-                return _AUDIT_SCHEMA.empty_table()
+                return AUDIT_ARROW.empty_table()
             scan = self._audit_table().scan(
                 row_filter=And(
                     EqualTo("dataset", dataset),  # pyright: ignore[reportCallIssue]
@@ -315,9 +313,6 @@ class IcebergLake:
         return self._guarded(f"Counting window {window} of {table.table}", read)
 
 
-_AUDIT_SCHEMA = pa.schema([(name, _AUDIT_ARROW[kind]) for name, kind in AUDIT_COLUMNS.items()])
-
-
 def _within(window: Window, column: str = WINDOW_COLUMN) -> BooleanExpression:
     """Rows whose ``column`` lies in the window."""
     return And(
@@ -373,11 +368,3 @@ def _not_older(row: dict[str, Any], other: dict[str, Any], order: str | None) ->
 
 def _q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def _audit_rows(audits: list[AuditRecord]) -> pa.Table:
-    rows = [audit.row() for audit in audits]
-    return pa.table(
-        {name: [row[i] for row in rows] for i, name in enumerate(AUDIT_COLUMNS)},
-        schema=_AUDIT_SCHEMA,
-    )

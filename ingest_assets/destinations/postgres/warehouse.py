@@ -18,10 +18,9 @@ from typing import Any
 
 import adbc_driver_manager.dbapi as adbc
 import adbc_driver_postgresql.dbapi as pg
-import pyarrow as pa
 import sqlalchemy as sa
 
-from ingest_assets.audit import AUDIT_COLUMNS, AuditRecord
+from ingest_assets.audit import AUDIT_COLUMNS, AuditRecord, audit_table
 from ingest_assets.destinations.base import AUDIT, WINDOW_COLUMN, WindowWrite, quarantine_table
 from ingest_assets.errors import DestinationBusy, DestinationError
 from ingest_assets.redaction import register_secret
@@ -34,8 +33,6 @@ LOCK_TIMEOUT = "60s"
 #: The audit table's columns in PostgreSQL types.
 _AUDIT_TYPES = {"VARCHAR": "text", "TIMESTAMPTZ": "timestamptz", "BIGINT": "bigint",
                 "DOUBLE": "double precision"}  # fmt: skip
-_AUDIT_ARROW = {"VARCHAR": pa.string(), "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
-                "BIGINT": pa.int64(), "DOUBLE": pa.float64()}  # fmt: skip
 _TRANSIENT_HINTS = ("could not connect", "connection refused", "lock timeout", "terminating",
                     "server closed", "connection reset", "deadlock detected")  # fmt: skip
 _Cursor = Any
@@ -377,9 +374,6 @@ def _delete_window(cursor: _Cursor, table: DestinationSpec, window: Window) -> N
 def _append_audits(cursor: _Cursor, audits: list[AuditRecord]) -> None:
     if not audits:
         return
-    rows = [audit.row() for audit in audits]
-    schema = pa.schema([(name, _AUDIT_ARROW[kind]) for name, kind in AUDIT_COLUMNS.items()])
-    data = pa.table(
-        {name: [row[i] for row in rows] for i, name in enumerate(AUDIT_COLUMNS)}, schema=schema
+    cursor.adbc_ingest(
+        AUDIT.table_name, audit_table(audits), mode="append", db_schema_name=_schema(AUDIT)
     )
-    cursor.adbc_ingest(AUDIT.table_name, data, mode="append", db_schema_name=_schema(AUDIT))
