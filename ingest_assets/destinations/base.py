@@ -33,6 +33,22 @@ class WindowWrite:
     audit: AuditRecord | None = None
 
 
+def writing(dataset: str, table: DestinationSpec, writes: list[WindowWrite]) -> str:
+    """What a write is, for messages: the dataset, the windows' span and the table."""
+    span = Window(writes[0].window.start, writes[-1].window.end)
+    return f"Dataset '{dataset}', window {span}: writing {table.table}"
+
+
+def counted_audits(writes: list[WindowWrite], written: list[int]) -> list[AuditRecord]:
+    """The writes' audit rows, each given the rows its window wrote."""
+    audits = []
+    for write, rows in zip(writes, written, strict=True):
+        if write.audit is not None:
+            write.audit.rows_written = rows
+            audits.append(write.audit)
+    return audits
+
+
 def quarantine_table(table: DestinationSpec) -> DestinationSpec:
     """The quarantine table of a destination: ``<table>__rejected`` in the same schema."""
     return DestinationSpec(table=f"{table.schema_name}.{table.table_name}__rejected")

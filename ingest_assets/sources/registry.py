@@ -47,13 +47,11 @@ class SourceKind(ABC, Generic[S]):
         model: The pydantic model of a declaration; its ``kind`` field is ``Literal[name]``.
         template: The required keys of a new declaration, as YAML lines indented by 8 spaces,
             with ``"<placeholder>"`` values (``ingest-assets new`` writes them).
-        summary: One line on what the kind reads.
     """
 
     name: ClassVar[str]
     model: ClassVar[type[BaseModel]]
     template: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
 
     @abstractmethod
     def open(self, dataset: DatasetSpec, source: S, resources: Any) -> SourceReader:

@@ -18,7 +18,14 @@ from pathlib import Path
 import duckdb
 
 from ingest_assets.audit import AUDIT_COLUMNS, AuditRecord
-from ingest_assets.destinations.base import AUDIT, WINDOW_COLUMN, WindowWrite, quarantine_table
+from ingest_assets.destinations.base import (
+    AUDIT,
+    WINDOW_COLUMN,
+    WindowWrite,
+    counted_audits,
+    quarantine_table,
+    writing,
+)
 from ingest_assets.errors import DestinationBusy, DestinationError
 from ingest_assets.spec.load import DestinationSpec, LoadSpec
 from ingest_assets.staging import STAGED, quote, staged_rows
@@ -165,13 +172,7 @@ class DuckDBWarehouse:
         Raises:
             DestinationError: the write failed; the table is as it was before.
         """
-        window = (
-            writes[0].window
-            if len(writes) == 1
-            else Window(writes[0].window.start, writes[-1].window.end)
-        )
-        what = f"Dataset '{dataset}', window {window}: writing {table.table}"
-        with self.session(what) as conn:
+        with self.session(writing(dataset, table, writes)) as conn:
             conn.execute("BEGIN TRANSACTION")
             try:
                 written = self._insert(conn, table, writes, load, run_id)
@@ -179,12 +180,11 @@ class DuckDBWarehouse:
                     self._quarantine(conn, table, write.window, write.rejected, load, run_id)
                 if before_audit is not None:
                     before_audit()
-                if any(write.audit is not None for write in writes):
+                audits = counted_audits(writes, written)
+                if audits:
                     _ensure_audit(conn)
-                for write, rows in zip(writes, written, strict=True):
-                    if write.audit is not None:
-                        write.audit.rows_written = rows
-                        _append_audit(conn, write.audit)
+                for audit in audits:
+                    _append_audit(conn, audit)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -43,7 +43,14 @@ from sqlalchemy.exc import OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from ingest_assets.audit import AUDIT_ARROW, AuditRecord, audit_table
-from ingest_assets.destinations.base import AUDIT, WINDOW_COLUMN, WindowWrite, quarantine_table
+from ingest_assets.destinations.base import (
+    AUDIT,
+    WINDOW_COLUMN,
+    WindowWrite,
+    counted_audits,
+    quarantine_table,
+    writing,
+)
 from ingest_assets.errors import DestinationBusy, DestinationError
 from ingest_assets.redaction import register_secret
 from ingest_assets.spec.load import DestinationSpec, LoadSpec
@@ -155,7 +162,7 @@ class IcebergLake:
     ) -> list[int]:
         """Write the windows as one snapshot of the table (see the Destination protocol)."""
         span = Window(writes[0].window.start, writes[-1].window.end)
-        what = f"Dataset '{dataset}', window {span}: writing {table.table}"
+        what = writing(dataset, table, writes)
         files = [path for write in writes for path in write.staged]
         written = [staged_rows(write.staged) for write in writes]
 
@@ -180,11 +187,7 @@ class IcebergLake:
                 self._quarantine(table, write, load, run_id, what)
         if before_audit is not None:
             before_audit()
-        audits = []
-        for write, rows in zip(writes, written, strict=True):
-            if write.audit is not None:
-                write.audit.rows_written = rows
-                audits.append(write.audit)
+        audits = counted_audits(writes, written)
         if audits:
             self._guarded(what, lambda: self._audit_table().append(audit_table(audits)))
         return written

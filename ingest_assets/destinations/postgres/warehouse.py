@@ -21,7 +21,14 @@ import adbc_driver_postgresql.dbapi as pg
 import sqlalchemy as sa
 
 from ingest_assets.audit import AUDIT_COLUMNS, AuditRecord, audit_table
-from ingest_assets.destinations.base import AUDIT, WINDOW_COLUMN, WindowWrite, quarantine_table
+from ingest_assets.destinations.base import (
+    AUDIT,
+    WINDOW_COLUMN,
+    WindowWrite,
+    counted_audits,
+    quarantine_table,
+    writing,
+)
 from ingest_assets.errors import DestinationBusy, DestinationError
 from ingest_assets.redaction import register_secret
 from ingest_assets.spec.load import DestinationSpec, LoadSpec
@@ -142,8 +149,7 @@ class PostgresWarehouse:
 
         See :meth:`ingest_assets.destinations.base.Destination.write_windows`.
         """
-        span = Window(writes[0].window.start, writes[-1].window.end)
-        what = f"Dataset '{dataset}', window {span}: writing {table.table}"
+        what = writing(dataset, table, writes)
         self._prepare([_schema(table)], audit=any(w.audit is not None for w in writes), what=what)
         with self.session(what) as cursor:
             _lock(cursor, table)
@@ -152,12 +158,7 @@ class PostgresWarehouse:
                 self._quarantine(cursor, table, write, load, run_id)
             if before_audit is not None:
                 before_audit()
-            audits = []
-            for write, rows in zip(writes, written, strict=True):
-                if write.audit is not None:
-                    write.audit.rows_written = rows
-                    audits.append(write.audit)
-            _append_audits(cursor, audits)
+            _append_audits(cursor, counted_audits(writes, written))
         return written
 
     def _prepare(self, schemas: list[str], *, audit: bool, what: str) -> None:

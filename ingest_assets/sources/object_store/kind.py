@@ -51,7 +51,6 @@ class ObjectStoreKind(SourceKind[ObjectStoreSource]):
 
     name = "object_store"
     model = ObjectStoreSource
-    summary = "files in S3 or a local folder"
     template = """        location: "<s3://bucket/prefix, or a folder under INGEST_ASSETS_DATA_DIR>"
         key_template: "<keys of one period, e.g. dt={date}/*.csv>"
 """

@@ -20,7 +20,6 @@ class RestKind(SourceKind[RestSource]):
 
     name = "rest"
     model = RestSource
-    summary = "records of a JSON HTTP API"
     template = """        kind: rest
         base_url: "<https://api.example.com/v1>"
         endpoint: "</orders>"

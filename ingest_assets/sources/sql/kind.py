@@ -26,7 +26,6 @@ class SqlKind(SourceKind[SqlSource]):
 
     name = "sql"
     model = SqlSource
-    summary = "a table or query in a SQL database"
     template = """        kind: sql
         url_env: "<VARIABLE holding the database URL, e.g. APP_DB_URL>"
         table: "<schema.table>"
