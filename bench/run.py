@@ -177,7 +177,7 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
     """Run one case in this process; return rows and seconds."""
     import duckdb
 
-    from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
+    from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse, duckdb_connector
     from ingest_assets.engine import load_window, load_windows
     from ingest_assets.sources.object_store.reader import LocalStore, ObjectStoreReader
     from ingest_assets.sources.rest.reader import RestReader

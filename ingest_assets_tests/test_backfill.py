@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from ingest_assets import engine
 from ingest_assets.components.assets import dataset_asset
-from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
+from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import load_window, load_windows
 from ingest_assets.sources.object_store.reader import LocalStore, ObjectStoreReader
 from ingest_assets.spec import DatasetSpec, ObjectStoreSource

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
+from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import load_window
 from ingest_assets.errors import IngestError, ParseError, ValidationFailed
 from ingest_assets.sources.object_store.reader import LocalStore, ObjectStoreReader

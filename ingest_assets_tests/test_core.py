@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
+from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import load_window
 from ingest_assets.errors import ValidationFailed
 from ingest_assets.sources.object_store.reader import (

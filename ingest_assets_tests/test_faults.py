@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
+from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import load_window
 from ingest_assets.errors import SourceError
 from ingest_assets.sources.base import Chunk

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest_assets.destinations.duckdb import DuckDBWarehouse
+from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse
 from ingest_assets.engine import LoadReport, load_window
 from ingest_assets.errors import IngestError
 from ingest_assets.sources.base import SourceReader

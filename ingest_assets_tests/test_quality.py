@@ -16,7 +16,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from ingest_assets.components.assets import dataset_asset, schema_result
-from ingest_assets.destinations.duckdb import DuckDBWarehouse, duckdb_connector
+from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse, duckdb_connector
 from ingest_assets.engine import LoadReport, load_window
 from ingest_assets.quality.checks import (
     drift_outcome,

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import duckdb
 from pydantic import Field
 
-from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse
 from ingest_assets.destinations.registry import DESTINATION_KINDS, DestinationKind
 from ingest_assets.paths import duckdb_path
 from ingest_assets.spec.base import NAME_KEY
 from ingest_assets.spec.load import DestinationSpec
+
+if TYPE_CHECKING:
+    from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse
 
 
 class DuckDBDestination(DestinationSpec):
@@ -68,6 +70,8 @@ class DuckDBKind(DestinationKind[DuckDBDestination]):
 
     def open(self, destination: DuckDBDestination, resource: Any) -> DuckDBWarehouse:
         """The warehouse in the resource's file."""
+        from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse
+
         database: DuckDBDatabase = resource
         return DuckDBWarehouse(database.get_connection, database.database)
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import Field
 
-from ingest_assets.destinations.iceberg.warehouse import IcebergLake
 from ingest_assets.destinations.registry import DESTINATION_KINDS, DestinationKind
 from ingest_assets.errors import ConfigError
 from ingest_assets.paths import data_dir
 from ingest_assets.spec.base import NAME_KEY
 from ingest_assets.spec.load import DestinationSpec
+
+if TYPE_CHECKING:
+    from ingest_assets.destinations.iceberg.warehouse import IcebergLake
 
 
 class IcebergDestination(DestinationSpec):
@@ -83,6 +85,8 @@ class IcebergKind(DestinationKind[IcebergDestination]):
 
     def open(self, destination: IcebergDestination, resource: Any) -> IcebergLake:
         """The lake."""
+        from ingest_assets.destinations.iceberg.warehouse import IcebergLake
+
         lake: _Lake = resource
         return IcebergLake(lake.catalog_uri, lake.warehouse)
 

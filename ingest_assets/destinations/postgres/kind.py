@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import Field, model_validator
 
-from ingest_assets.destinations.postgres.warehouse import PostgresWarehouse
 from ingest_assets.destinations.registry import DESTINATION_KINDS, DestinationKind
 from ingest_assets.errors import ConfigError
 from ingest_assets.spec.base import NAME_KEY
 from ingest_assets.spec.load import DestinationSpec
+
+if TYPE_CHECKING:
+    from ingest_assets.destinations.postgres.warehouse import PostgresWarehouse
 
 
 class PostgresDestination(DestinationSpec):
@@ -75,6 +77,8 @@ class PostgresKind(DestinationKind[PostgresDestination]):
 
     def open(self, destination: PostgresDestination, resource: Any) -> PostgresWarehouse:
         """The warehouse at the resource's URL."""
+        from ingest_assets.destinations.postgres.warehouse import PostgresWarehouse
+
         database: _Database = resource
         return PostgresWarehouse(database.url)
 

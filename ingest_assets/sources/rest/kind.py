@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 from ingest_assets.errors import SourceError
 from ingest_assets.sources.registry import SOURCE_KINDS, SourceKind, resource
 from ingest_assets.sources.rest.auth import RestApiSettings
-from ingest_assets.sources.rest.reader import RestReader
 from ingest_assets.sources.rest.spec import RestSource
 from ingest_assets.windows import Window
 
 if TYPE_CHECKING:
+    from ingest_assets.sources.rest.reader import RestReader
     from ingest_assets.spec.dataset import DatasetSpec
 
 
@@ -32,6 +32,8 @@ class RestKind(SourceKind[RestSource]):
 
         Inline, secrets come from the variables the auth names.
         """
+        from ingest_assets.sources.rest.reader import RestReader
+
         if source.resource is None:
             return RestReader(source, dataset=dataset.name)
         try:

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest_assets.errors import SourceError
 from ingest_assets.sources.registry import SOURCE_KINDS, SourceKind, resource
-from ingest_assets.sources.sql.reader import SqlReader
 from ingest_assets.sources.sql.spec import SqlSource
 from ingest_assets.windows import Window
 
 if TYPE_CHECKING:
+    from ingest_assets.sources.sql.reader import SqlReader
     from ingest_assets.spec.dataset import DatasetSpec
 
 
@@ -53,6 +53,8 @@ class SqlKind(SourceKind[SqlSource]):
                 fix="Set the variable for the code location, e.g. in the deployment's "
                 "environment or a .env file next to workspace.yaml.",
             )
+        from ingest_assets.sources.sql.reader import SqlReader
+
         snapshot = dataset.load.mode == "snapshot"
         return SqlReader(source, url, dataset=dataset.name, snapshot=snapshot)
 
