@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +131,36 @@ DEST_DAYS = ["2026-10-01", "2026-10-02", "2026-10-03"]
 DEST_PER_DAY = 40
 
 
-def drop_days(data_dir: Path, per_day: int = DEST_PER_DAY) -> None:
-    """One CSV file of valid orders a day of DEST_DAYS, under ``<data dir>/orders``."""
-    for day in DEST_DAYS:
+#: The 30 days the concurrency tests load from four processes at once.
+RACE_DAYS = [f"2026-10-{day:02d}" for day in range(1, 31)]
+#: What each of those four processes loads: runs of days, each run's days in one load.
+RACE_PLANS = [
+    [RACE_DAYS],  # one run over all 30 days
+    [[day] for day in reversed(RACE_DAYS)],  # a run per day, newest first
+    [[day] for day in RACE_DAYS[:15]],  # a run per day, the first half
+    [RACE_DAYS[15:], RACE_DAYS[10:20]],  # two ranges overlapping every other plan
+]
+
+
+def drop_days(data_dir: Path, per_day: int = DEST_PER_DAY, days: list[str] = DEST_DAYS) -> None:
+    """One CSV file of valid orders a day (DEST_DAYS by default), under ``<data dir>/orders``."""
+    for day in days:
         write_csv(data_dir / "orders" / f"dt={day}" / "part-1.csv", order_rows(day, per_day))
+
+
+def window_checksums(rows: list[tuple[Any, ...]]) -> dict[str, str]:
+    """An order-independent checksum of each window's rows, whatever store they were read from.
+
+    Each row's last value is its window's start; timestamps count as epoch seconds, so a store's
+    time zone does not change the sum.
+    """
+    sums: dict[str, int] = {}
+    for row in rows:
+        plain = tuple(value.timestamp() if hasattr(value, "timestamp") else value for value in row)
+        digest = int.from_bytes(hashlib.sha256(repr(plain).encode()).digest()[:8])
+        window = datetime.fromtimestamp(plain[-1], UTC).isoformat()
+        sums[window] = (sums.get(window, 0) + digest) % 2**64
+    return {window: f"{total:016x}" for window, total in sorted(sums.items())}
 
 
 def load_days(spec: DatasetSpec, days: list[str], run_id: str = "test") -> None:

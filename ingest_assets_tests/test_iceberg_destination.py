@@ -22,9 +22,12 @@ from ingest_assets.spec import DatasetSpec
 from ingest_assets_tests.conftest import (
     DEST_DAYS,
     DEST_PER_DAY,
+    RACE_DAYS,
+    RACE_PLANS,
     drop_days,
     load_days,
     orders_spec,
+    window_checksums,
 )
 
 DAYS, PER_DAY = DEST_DAYS, DEST_PER_DAY
@@ -73,15 +76,19 @@ def test_iceberg_holds_the_rows_duckdb_holds_and_a_rerun_changes_nothing(
         in_duckdb = conn.execute(
             f"SELECT {', '.join(COLUMNS)} FROM raw.orders ORDER BY 1"
         ).fetchall()
+        duckdb_audit = conn.execute("SELECT partition, checksum FROM ingest_audit.loads").fetchall()
     in_lake = _table_rows(data_dir, "" if where == "folder" else warehouse, "raw.orders")
     assert len(in_lake) == len(DAYS) * PER_DAY
     assert [_plain(r) for r in in_lake] == [_plain(r) for r in in_duckdb]
+    assert window_checksums(in_lake) == window_checksums(in_duckdb)
     catalog = _catalog(data_dir, "" if where == "folder" else warehouse)
     lake = catalog.load_table(("raw", "orders"))
     assert [field.name for field in lake.spec().fields] == ["window"]  # partitioned by day
     assert lake.current_snapshot().summary["ingest.run_id"] == "test"  # type: ignore[union-attr]
     audit = catalog.load_table(("ingest_audit", "loads")).scan().to_arrow()
     assert audit.column("status").to_pylist() == ["success"] * 4
+    lake_audit = audit.select(["partition", "checksum"]).to_pylist()  # the audit's checksums
+    assert {row["partition"]: row["checksum"] for row in lake_audit} == dict(duckdb_audit)
     assert SECRET not in caplog.text and SECRET not in str(audit.to_pylist())
 
 
@@ -98,22 +105,20 @@ def test_duckdb_reads_the_lake_the_readme_way(data_dir: Path) -> None:
         assert conn.execute("SELECT count(*) FROM orders").fetchone() == (len(DAYS) * PER_DAY,)
 
 
-def _load_in_process(data: str, days: list[str]) -> None:
+def _load_in_process(data: str, plan: list[list[str]]) -> None:
     os.environ["INGEST_ASSETS_DATA_DIR"] = data
     spec = _spec()
-    for day in days:
-        load_days(spec, [day])
+    for days in plan:
+        load_days(spec, days)
 
 
-def test_four_processes_loading_overlapping_partitions_leave_exactly_each_partitions_rows(
+def test_four_processes_loading_30_overlapping_partitions_leave_exactly_each_partitions_rows(
     data_dir: Path,
 ) -> None:
-    drop_days(data_dir, per_day=200)
-    load_days(_spec(), DAYS[:1])  # the table exists before the race
-    plans = [DAYS, list(reversed(DAYS)), DAYS[1:], DAYS[:2]]
+    drop_days(data_dir, per_day=20, days=RACE_DAYS)
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_load_in_process, args=(str(data_dir), plan))
-               for plan in plans]  # fmt: skip
+               for plan in RACE_PLANS]  # fmt: skip
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -123,9 +128,11 @@ def test_four_processes_loading_overlapping_partitions_leave_exactly_each_partit
     by_day: dict[str, set[str]] = {}
     for row in rows:
         by_day.setdefault(row[5].date().isoformat(), set()).add(row[0])
-    assert len(rows) == 3 * 200 and {day: len(ids) for day, ids in by_day.items()} == dict.fromkeys(
-        DAYS, 200
-    )
+    assert len(rows) == 30 * 20
+    assert {day: len(ids) for day, ids in by_day.items()} == dict.fromkeys(RACE_DAYS, 20)
+    audit = _catalog(data_dir, "").load_table(("ingest_audit", "loads")).scan().to_arrow()
+    loads = sum(len(days) for plan in RACE_PLANS for days in plan)
+    assert audit.column("status").to_pylist() == ["success"] * loads
 
 
 def test_the_asset_shows_the_iceberg_table(data_dir: Path) -> None:

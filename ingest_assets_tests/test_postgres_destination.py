@@ -22,9 +22,12 @@ from ingest_assets_tests.conftest import (
     DEST_DAYS,
     DEST_PER_DAY,
     PG_PASSWORD,
+    RACE_DAYS,
+    RACE_PLANS,
     drop_days,
     load_days,
     orders_spec,
+    window_checksums,
 )
 from ingest_assets_tests.postgres import Postgres
 
@@ -64,37 +67,40 @@ def test_postgres_holds_the_rows_duckdb_holds_and_a_rerun_changes_nothing(
     load_days(orders_spec("orders"), DAYS)  # the same dataset into DuckDB
     columns = "order_id, amount, quantity, email, ordered_at, _ingest_window_start"
     in_postgres = _rows(warehouse, f"SELECT {columns} FROM raw.orders ORDER BY order_id")
+    audit_sql = "SELECT partition, checksum FROM ingest_audit.loads ORDER BY ended_at"
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
         in_duckdb = conn.execute(f"SELECT {columns} FROM raw.orders ORDER BY order_id").fetchall()
+        duckdb_audit = conn.execute(audit_sql).fetchall()
     assert len(in_postgres) == len(DAYS) * PER_DAY
     assert [_plain(row) for row in in_postgres] == [_plain(row) for row in in_duckdb]
+    assert window_checksums(in_postgres) == window_checksums(in_duckdb)
     types = dict(_rows(warehouse, "SELECT column_name, data_type FROM information_schema.columns "
                                   "WHERE table_name = 'orders'"))  # fmt: skip
     assert types["ordered_at"] == "timestamp with time zone" and types["quantity"] == "bigint"
     audit = _rows(warehouse, "SELECT partition, status, rows_written FROM ingest_audit.loads "
                              "ORDER BY ended_at")  # fmt: skip
     assert [(s, n) for _, s, n in audit] == [("success", PER_DAY)] * 4
+    assert dict(_rows(warehouse, audit_sql)) == dict(duckdb_audit)  # the audit's checksums
 
 
 def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(value.timestamp() if hasattr(value, "timestamp") else value for value in row)
 
 
-def _load_in_process(url: str, data: str, days: list[str]) -> None:
+def _load_in_process(url: str, data: str, plan: list[list[str]]) -> None:
     os.environ["WAREHOUSE_URL"], os.environ["INGEST_ASSETS_DATA_DIR"] = url, data
     spec = _spec()
-    for day in days:
-        load_days(spec, [day])
+    for days in plan:
+        load_days(spec, days)
 
 
-def test_four_processes_loading_overlapping_partitions_leave_exactly_each_partitions_rows(
+def test_four_processes_loading_30_overlapping_partitions_leave_exactly_each_partitions_rows(
     warehouse: Postgres, data_dir: Path
 ) -> None:
-    drop_days(data_dir, per_day=500)
-    plans = [DAYS, list(reversed(DAYS)), DAYS[1:], DAYS[:2]]
+    drop_days(data_dir, per_day=100, days=RACE_DAYS)
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_load_in_process, args=(warehouse.url(), str(data_dir), p))
-               for p in plans]  # fmt: skip
+               for p in RACE_PLANS]  # fmt: skip
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -105,9 +111,9 @@ def test_four_processes_loading_overlapping_partitions_leave_exactly_each_partit
         "SELECT _ingest_window_start::date::text, count(*), count(DISTINCT order_id) "
         "FROM raw.orders GROUP BY 1 ORDER BY 1",
     )
-    assert counts == [(day, 500, 500) for day in DAYS]
+    assert counts == [(day, 100, 100) for day in RACE_DAYS]
     loads = _rows(warehouse, "SELECT count(*) FROM ingest_audit.loads WHERE status = 'success'")
-    assert loads == [(sum(len(p) for p in plans),)]
+    assert loads == [(sum(len(days) for plan in RACE_PLANS for days in plan),)]
 
 
 def test_the_asset_shows_the_postgres_table_and_no_password_reaches_an_error(
