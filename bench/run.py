@@ -18,13 +18,14 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -173,21 +174,62 @@ def events_api(folder: Path, rows_per_day: int) -> Iterator[None]:
         server.server_close()
 
 
-def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
-    """Run one case in this process; return rows and seconds."""
-    import duckdb
+#: The variable that holds the benchmark warehouse database's URL (PostgreSQL destination).
+WAREHOUSE_URL = "BENCH_WAREHOUSE_URL"
+#: The warehouse database each PostgreSQL-destination case gets afresh.
+WAREHOUSE_DB = "bench_warehouse"
 
-    from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse, duckdb_connector
-    from ingest_assets.engine import load_window, load_windows
-    from ingest_assets.sources.object_store.reader import LocalStore, ObjectStoreReader
-    from ingest_assets.sources.rest.reader import RestReader
-    from ingest_assets.sources.sql.reader import SqlReader
-    from ingest_assets.spec import ObjectStoreSource, RestSource, SqlSource
-    from ingest_assets.windows import Window
 
-    database = folder / f"{tool}-{fmt}-{days}.duckdb"
-    database.unlink(missing_ok=True)
-    if tool == "dagster":  # imported before the clock starts, like every tool's imports
+def run_case(tool: str, fmt: str, folder: Path, days: int, dest: str) -> dict[str, float]:
+    """Run one case in this process; return rows, wall seconds and CPU seconds."""
+    workdir = folder / "runs" / f"{tool}-{fmt}-{days}-{dest}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    os.environ["INGEST_ASSETS_DATA_DIR"] = str(workdir)
+    os.environ["INGEST_ASSETS_DUCKDB_PATH"] = str(workdir / "warehouse.duckdb")
+    if dest == "postgres":
+        _fresh_warehouse()
+    _import_tool(tool, fmt, dest)  # imports are not timed: every tool pays them once per process
+    started, cpu = time.perf_counter(), _cpu_seconds()
+    if tool == "raw":
+        rows = _run_raw(fmt, folder, days, workdir, dest)
+    elif tool == "dlt":
+        rows = _run_dlt(fmt, folder, days, workdir, dest)
+    elif tool == "dagster":
+        rows = _run_dagster_backfill(fmt, folder, days)
+    else:
+        rows = _run_ours(tool, fmt, folder, days, dest)
+    return {
+        "rows": rows,
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": _cpu_seconds() - cpu,
+    }
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of the children it waited for (user + system)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _fresh_warehouse() -> None:
+    """Drop and create the PostgreSQL warehouse database; point WAREHOUSE_URL at it."""
+    import adbc_driver_postgresql.dbapi as pg
+
+    server = os.environ[PG_URL]
+    with pg.connect(server, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {WAREHOUSE_DB} WITH (FORCE)")
+        cursor.execute(f"CREATE DATABASE {WAREHOUSE_DB}")
+    os.environ[WAREHOUSE_URL] = server.rsplit("/", 1)[0] + "/" + WAREHOUSE_DB
+
+
+def _import_tool(tool: str, fmt: str, dest: str) -> None:
+    """Import what a case uses before its clock starts."""
+    import duckdb  # noqa: F401
+
+    import ingest_assets.core
+
+    if tool == "dagster":
         import dagster_duckdb  # noqa: F401
 
         import ingest_assets.components.assets  # noqa: F401
@@ -196,54 +238,36 @@ def run_case(tool: str, fmt: str, folder: Path, days: int) -> dict[str, float]:
         import dlt
         import dlt.sources.filesystem
         import dlt.sources.sql_database
-    if tool == "duckdb" and fmt == "rest":
-        import orjson  # noqa: F401
-        import requests  # noqa: F401
     if tool == "dlt" and fmt == "rest":
         import dlt.sources.rest_api  # noqa: F401
-    started = time.perf_counter()  # imports are not timed: every tool pays them once per process
-    if tool == "duckdb" and fmt == "postgres":
-        rows = _run_adbc(days, database)
-    elif tool == "duckdb" and fmt == "rest":
-        rows = _run_rest_raw(days, database)
-    elif tool == "duckdb":
-        files = [
-            str(folder / fmt / f"dt={(START + timedelta(days=d)).isoformat()}" / f"events.{fmt}")
-            for d in range(days)
-        ]
-        reader = "read_csv" if fmt == "csv" else "read_parquet"
-        with duckdb.connect(str(database)) as conn:
-            conn.execute(f"CREATE TABLE events AS SELECT * FROM {reader}(?)", [files])
-            row = conn.execute("SELECT count(*) FROM events").fetchone()
-        rows = int(row[0]) if row else 0
-    elif tool == "dlt":
-        rows = _run_dlt(fmt, folder, days, database)
-    elif tool == "dagster":
-        rows = _run_dagster_backfill(fmt, folder, days, database)
-    else:
-        spec = _spec(fmt, folder)
-        warehouse = DuckDBWarehouse(duckdb_connector(database), str(database))
-        source = spec.source
-        if isinstance(source, RestSource):
-            reader = RestReader(source, dataset="events")
-        elif isinstance(source, SqlSource):
-            reader = SqlReader(source, os.environ[PG_URL], dataset="events")
-        else:
-            assert isinstance(source, ObjectStoreSource)
-            reader = ObjectStoreReader(LocalStore(folder / fmt), source, dataset="events")
-        windows = []
-        for offset in range(days):
-            day = datetime.combine(START + timedelta(days=offset), datetime.min.time(), UTC)
-            windows.append(Window(day, day + timedelta(days=1)))
-        if tool == "ingest_range":  # a single-run backfill: one pass, one write transaction
-            reports = load_windows(spec, windows, reader, warehouse, run_id="bench")
-        else:  # a run per partition
-            reports = [load_window(spec, w, reader, warehouse, run_id="bench") for w in windows]
-        rows = sum(report.rows_written for report in reports)
-    return {"rows": rows, "seconds": time.perf_counter() - started}
+    if tool == "raw" and fmt == "rest":
+        import orjson  # noqa: F401
+        import requests  # noqa: F401
+    if dest == "iceberg":
+        import pyiceberg.catalog.sql  # noqa: F401
+    if dest == "postgres" or fmt == "postgres":
+        import adbc_driver_postgresql.dbapi  # noqa: F401
 
 
-def _spec(fmt: str, folder: Path) -> Any:
+def _run_ours(tool: str, fmt: str, folder: Path, days: int, dest: str) -> int:
+    """This project through its public API: a run per partition, or one run over the range."""
+    from ingest_assets.core import load_window, load_windows, open_destination, open_reader
+    from ingest_assets.windows import Window
+
+    spec = _spec(fmt, folder, dest)
+    reader, destination = open_reader(spec), open_destination(spec)
+    windows = []
+    for offset in range(days):
+        day = datetime.combine(START + timedelta(days=offset), datetime.min.time(), UTC)
+        windows.append(Window(day, day + timedelta(days=1)))
+    if tool == "ingest_range":  # a single-run backfill: one pass, one write transaction
+        reports = load_windows(spec, windows, reader, destination, run_id="bench")
+    else:  # a run per partition
+        reports = [load_window(spec, w, reader, destination, run_id="bench") for w in windows]
+    return sum(report.rows_written for report in reports)
+
+
+def _spec(fmt: str, folder: Path, dest: str = "duckdb") -> Any:
     from ingest_assets.spec import DatasetSpec
 
     source: dict[str, Any] = {"location": str(folder / fmt), "key_template": f"dt={{date}}/*.{fmt}"}
@@ -258,18 +282,23 @@ def _spec(fmt: str, folder: Path) -> Any:
             "records_path": "data",
             "paginator": {"type": "page_number", "total_path": "pages", "total_is_pages": True},
         }
+    destination: dict[str, Any] = {"table": "raw.events"}
+    if dest == "postgres":
+        destination.update(kind="postgres", url_env=WAREHOUSE_URL)
+    elif dest == "iceberg":
+        destination.update(kind="iceberg", warehouse="lake")
     return DatasetSpec.model_validate(
         {
             "name": "events",
             "source": source,
             "partitioning": {"cadence": "daily", "start": START.isoformat()},
             "schema": {"columns": COLUMNS},
-            "destination": {"table": "events"},
+            "destination": destination,
         }
     )
 
 
-def _run_dagster_backfill(fmt: str, folder: Path, days: int, database: Path) -> int:
+def _run_dagster_backfill(fmt: str, folder: Path, days: int) -> int:
     """A backfill of ``days`` partitions as Dagster runs it: one run over the range."""
     import dagster as dg
     import duckdb
@@ -281,26 +310,88 @@ def _run_dagster_backfill(fmt: str, folder: Path, days: int, database: Path) -> 
     result = dg.materialize(
         [dataset_asset(_spec(fmt, folder), origin="bench")],
         instance=dg.DagsterInstance.ephemeral(),
-        resources={"duckdb": DuckDBResource(database=str(database))},
+        resources={"duckdb": DuckDBResource(database=os.environ["INGEST_ASSETS_DUCKDB_PATH"])},
         tags={
             "dagster/asset_partition_range_start": START.isoformat(),
             "dagster/asset_partition_range_end": last.isoformat(),
         },
     )
     assert result.success
+    with duckdb.connect(os.environ["INGEST_ASSETS_DUCKDB_PATH"]) as conn:
+        row = conn.execute("SELECT count(*) FROM raw.events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _run_raw(fmt: str, folder: Path, days: int, workdir: Path, dest: str) -> int:
+    """The raw engine: read the window with the fastest plain reader, store it, no checks."""
+    if fmt == "rest":
+        return _run_rest_raw(days, workdir / "warehouse.duckdb")
+    if dest == "duckdb" and fmt != "postgres":
+        return _duckdb_native(fmt, folder, days, workdir / "warehouse.duckdb")
+    table = _adbc_fetch(days) if fmt == "postgres" else _files_as_arrow(fmt, folder, days)
+    if dest == "postgres":
+        import adbc_driver_postgresql.dbapi as pg
+
+        with pg.connect(os.environ[WAREHOUSE_URL]) as conn, conn.cursor() as cursor:
+            cursor.adbc_ingest("events", table, mode="create")  # binary COPY
+            conn.commit()
+    elif dest == "iceberg":
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        catalog = SqlCatalog(
+            "bench",
+            uri=f"sqlite:///{workdir / 'catalog.db'}",
+            warehouse=f"file://{workdir / 'lake'}",
+        )
+        catalog.create_namespace("raw")
+        catalog.create_table("raw.events", schema=table.schema).append(table)  # one snapshot
+    else:
+        import duckdb
+
+        with duckdb.connect(str(workdir / "warehouse.duckdb")) as conn:
+            conn.register("fetched", table)
+            conn.execute("CREATE TABLE events AS SELECT * FROM fetched")
+    return table.num_rows
+
+
+def _files(fmt: str, folder: Path, days: int) -> list[str]:
+    return [
+        str(folder / fmt / f"dt={(START + timedelta(days=d)).isoformat()}" / f"events.{fmt}")
+        for d in range(days)
+    ]
+
+
+def _duckdb_native(fmt: str, folder: Path, days: int, database: Path) -> int:
+    """DuckDB's own reader straight into its table."""
+    import duckdb
+
+    reader = "read_csv" if fmt == "csv" else "read_parquet"
     with duckdb.connect(str(database)) as conn:
+        files = _files(fmt, folder, days)
+        conn.execute(f"CREATE TABLE events AS SELECT * FROM {reader}(?)", [files])
         row = conn.execute("SELECT count(*) FROM events").fetchone()
     return int(row[0]) if row else 0
 
 
-def _run_dlt(fmt: str, folder: Path, days: int, database: Path) -> int:
+def _files_as_arrow(fmt: str, folder: Path, days: int) -> pa.Table:
+    """The days' files as one Arrow table, read by DuckDB (the fastest reader here)."""
+    import duckdb
+
+    reader = "read_csv" if fmt == "csv" else "read_parquet"
+    with duckdb.connect() as conn:
+        return conn.execute(
+            f"SELECT * FROM {reader}(?)", [_files(fmt, folder, days)]
+        ).to_arrow_table()
+
+
+def _run_dlt(fmt: str, folder: Path, days: int, workdir: Path, dest: str) -> int:
     """dlt in its best configuration for files: Arrow readers, the parquet loader file format."""
     from dlt.sources.filesystem import filesystem, read_csv_duckdb, read_parquet
 
     if fmt == "postgres":
-        return _run_dlt_postgres(days, database)
+        return _dlt_load(f"postgres-{days}", _dlt_sql_table(days), workdir, dest)
     if fmt == "rest":
-        return _run_dlt_rest(days, database)
+        return _dlt_load(f"rest-{days}", _dlt_rest_source(days), workdir, dest)
     glob = "dt=*" if days > 1 else f"dt={START.isoformat()}"
     files = filesystem(bucket_url=str(folder / fmt), file_glob=f"{glob}/events.{fmt}")
     reader = (
@@ -308,24 +399,37 @@ def _run_dlt(fmt: str, folder: Path, days: int, database: Path) -> int:
         if fmt == "csv"
         else read_parquet(chunksize=100_000, use_pyarrow=True)
     )
-    return _dlt_load(f"{fmt}-{days}", (files | reader).with_name("events"), database)
+    return _dlt_load(f"{fmt}-{days}", (files | reader).with_name("events"), workdir, dest)
 
 
-def _dlt_load(name: str, data: Any, database: Path) -> int:
-    """Run a dlt pipeline into the DuckDB file with parquet loader files; the rows it holds."""
+def _dlt_load(name: str, data: Any, workdir: Path, dest: str) -> int:
+    """Run a dlt pipeline into the case's destination in its best configuration; rows loaded.
+
+    DuckDB and the Iceberg lake (dlt's filesystem destination, table format iceberg) take
+    parquet loader files; PostgreSQL takes CSV loader files, which dlt loads with COPY.
+    """
     import dlt
-    import duckdb
 
+    run: dict[str, Any] = {"loader_file_format": "parquet"}
+    if dest == "postgres":
+        destination: Any = dlt.destinations.postgres(credentials=os.environ[WAREHOUSE_URL])
+        run = {"loader_file_format": "csv"}
+    elif dest == "iceberg":
+        destination = dlt.destinations.filesystem(bucket_url=f"file://{workdir / 'lake'}")
+        run["table_format"] = "iceberg"
+    else:
+        destination = dlt.destinations.duckdb(str(workdir / "warehouse.duckdb"))
     pipeline = dlt.pipeline(
         pipeline_name=f"bench_{name}".replace("-", "_"),
-        destination=dlt.destinations.duckdb(str(database)),
+        destination=destination,
         dataset_name="events",
-        pipelines_dir=str(database.parent / "dlt" / name),
+        pipelines_dir=str(workdir / "dlt"),
     )
-    pipeline.run(data, loader_file_format="parquet")
-    with duckdb.connect(str(database)) as conn:
-        row = conn.execute("SELECT count(*) FROM events.events").fetchone()
-    return int(row[0]) if row else 0
+    pipeline.run(data, **run)
+    trace = pipeline.last_trace
+    normalized = trace.last_normalize_info if trace else None
+    assert normalized is not None
+    return int(normalized.row_counts["events"])
 
 
 def _bounds(days: int) -> tuple[datetime, datetime]:
@@ -333,23 +437,17 @@ def _bounds(days: int) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=days)
 
 
-def _run_adbc(days: int, database: Path) -> int:
-    """The raw engine for PostgreSQL: ADBC fetches the window as Arrow, DuckDB stores it."""
+def _adbc_fetch(days: int) -> pa.Table:
+    """The raw reader for PostgreSQL: ADBC fetches the window as Arrow."""
     import adbc_driver_postgresql.dbapi as pg
-    import duckdb
 
     low, high = (f"'{moment.isoformat()}'::timestamptz" for moment in _bounds(days))
     with pg.connect(os.environ[PG_URL]) as source, source.cursor() as cursor:
         cursor.execute(f"SELECT * FROM events WHERE happened_at >= {low} AND happened_at < {high}")
-        table = cursor.fetch_arrow_table()
-    with duckdb.connect(str(database)) as conn:
-        conn.register("fetched", table)
-        conn.execute("CREATE TABLE events AS SELECT * FROM fetched")
-        row = conn.execute("SELECT count(*) FROM events").fetchone()
-    return int(row[0]) if row else 0
+        return cursor.fetch_arrow_table()
 
 
-def _run_dlt_postgres(days: int, database: Path) -> int:
+def _dlt_sql_table(days: int) -> Any:
     """dlt's best configuration for a database: sql_table with the ConnectorX backend."""
     from dlt.sources.sql_database import sql_table
 
@@ -358,14 +456,13 @@ def _run_dlt_postgres(days: int, database: Path) -> int:
     def window(query: Any, table: Any) -> Any:
         return query.where(table.c.happened_at >= low).where(table.c.happened_at < high)
 
-    resource = sql_table(
+    return sql_table(
         credentials=os.environ[PG_URL],
         table="events",
         backend="connectorx",
         chunk_size=100_000,
         query_adapter_callback=window,
     )
-    return _dlt_load(f"postgres-{days}", resource, database)
 
 
 def _run_rest_raw(days: int, database: Path) -> int:
@@ -401,7 +498,7 @@ def _run_rest_raw(days: int, database: Path) -> int:
     return rows
 
 
-def _run_dlt_rest(days: int, database: Path) -> int:
+def _dlt_rest_source(days: int) -> Any:
     """dlt's REST API source, tuned as its performance guide says.
 
     A resource per day, fetched in parallel; big buffers; parallel normalisation; the parquet
@@ -428,7 +525,7 @@ def _run_dlt_rest(days: int, database: Path) -> int:
                 },
             }
         )
-    source = rest_api_source(
+    return rest_api_source(
         {
             "client": {
                 "base_url": os.environ[API_URL],
@@ -444,7 +541,6 @@ def _run_dlt_rest(days: int, database: Path) -> int:
         },
         max_table_nesting=0,
     )
-    return _dlt_load(f"rest-{days}", source, database)
 
 
 @contextmanager
@@ -472,7 +568,9 @@ def postgres_with_events(folder: Path, days: int) -> Iterator[None]:
             del os.environ[PG_URL]
 
 
-def measure(tool: str, fmt: str, folder: Path, days: int, repeat: int) -> dict[str, float]:
+def measure(
+    tool: str, fmt: str, folder: Path, days: int, repeat: int, dest: str = "duckdb"
+) -> dict[str, float]:
     """Run a case in fresh child processes ``repeat`` times; keep the fastest run.
 
     Wall times on a small shared machine vary by tens of percent between identical runs; the
@@ -481,28 +579,34 @@ def measure(tool: str, fmt: str, folder: Path, days: int, repeat: int) -> dict[s
     runs = []
     for _ in range(repeat):
         child = subprocess.run(
-            [sys.executable, __file__, "--case", tool, fmt, str(folder), str(days)],
+            [sys.executable, __file__, "--case", tool, fmt, str(folder), str(days), dest],
             capture_output=True,
             text=True,
         )
         if child.returncode:
-            raise RuntimeError(f"{tool} on {fmt} failed:\n{child.stderr[-3000:]}")
+            raise RuntimeError(f"{tool} on {fmt} into {dest} failed:\n{child.stderr[-3000:]}")
         runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
     return min(runs, key=lambda run: run["seconds"])
 
 
-def main() -> None:
-    """Generate the data, run every case, print the side-by-side table."""
+FORMATS = ["csv", "parquet", "postgres", "rest"]
+DESTINATIONS = ["duckdb", "postgres", "iceberg"]
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest counts")
     parser.add_argument("--rows-per-day", type=int, default=20_000)
     parser.add_argument(
-        "--formats",
+        "--formats", nargs="+", choices=FORMATS, default=FORMATS, help="sources (default: all)"
+    )
+    parser.add_argument(
+        "--destinations",
         nargs="+",
-        choices=["csv", "parquet", "postgres", "rest"],
-        default=["csv", "parquet", "postgres", "rest"],
-        help="the cases to run (default: all)",
+        choices=DESTINATIONS,
+        default=DESTINATIONS,
+        help="stores (default: all); PostgreSQL and Iceberg take the CSV and PostgreSQL sources",
     )
     parser.add_argument(
         "--growth-rows",
@@ -510,44 +614,43 @@ def main() -> None:
         default=100_000,
         help="rows of the partition whose 10x growth is measured for memory",
     )
-    parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def main() -> None:
+    """Generate the data, run every case, print the side-by-side table."""
+    args = _arguments()
     if args.case:
         from ingest_assets.memory import PeakMemory
 
         # The kernel's high-water mark is reset first: a child keeps its parent's across exec.
         peak = PeakMemory()
-        tool, fmt, folder, days = args.case
-        result = run_case(tool, fmt, Path(folder), int(days))
+        tool, fmt, folder, days, dest = args.case
+        result = run_case(tool, fmt, Path(folder), int(days), dest)
         result["peak_rss_mb"] = peak.read() / 2**20
         print(json.dumps(result))
         return
-    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp, ExitStack() as services:
         folder = Path(tmp)
         generate(folder, args.days, args.rows_per_day)
+        if "postgres" in args.formats or "postgres" in args.destinations:
+            services.enter_context(postgres_with_events(folder, args.days))
+        if "rest" in args.formats:
+            services.enter_context(events_api(folder, args.rows_per_day))
         print(
             f"{args.days} days x {args.rows_per_day:,} rows; fresh processes, best of "
-            f"{args.repeat} per case\n"
+            f"{args.repeat} per case; CPU s is the loading process's own (user + system)\n"
         )
-        header = (
-            f"{'case':<18}{'tool':<15}{'rows':>11}{'seconds':>9}{'rows/s':>11}"
-            f"{'RSS MB':>8}{'x raw':>8}{'x dlt':>8}"
-        )
-        print(header)
-        print("-" * len(header))
-        for fmt in args.formats:
-            services = (
-                postgres_with_events(folder, args.days)
-                if fmt == "postgres"
-                else events_api(folder, args.rows_per_day)
-                if fmt == "rest"
-                else nullcontext()
-            )
-            with services:
-                for days in (1, args.days):
-                    print_case(fmt, folder, days, args.repeat)
+        print(HEADER)
+        print("-" * len(HEADER))
+        for dest in args.destinations:
+            for fmt in args.formats:
+                if dest == "duckdb" or fmt in ("csv", "postgres"):
+                    for days in (1, args.days):
+                        print_case(fmt, folder, days, args.repeat, dest)
         files = [fmt for fmt in args.formats if fmt in ("csv", "parquet")]
-        if files:
+        if files and "duckdb" in args.destinations:
             print_growth(folder / "growth", files, args.growth_rows, args.repeat)
 
 
@@ -568,25 +671,42 @@ def print_growth(folder: Path, formats: list[str], rows_per_day: int, repeat: in
         )
 
 
-def print_case(fmt: str, folder: Path, days: int, repeat: int) -> None:
+HEADER = (
+    f"{'case':<30}{'tool':<17}{'rows':>10}{'seconds':>9}{'CPU s':>7}{'rows/s':>10}"
+    f"{'RSS MB':>7}{'x raw':>7}{'x dlt':>7}"
+)
+#: What the raw engine is, by source and store.
+RAW_NAMES = {
+    ("postgres", "duckdb"): "adbc raw",
+    ("rest", "duckdb"): "python raw",
+    ("csv", "postgres"): "duckdb+adbc",
+    ("postgres", "postgres"): "adbc raw",
+    ("csv", "iceberg"): "duckdb+pyiceberg",
+    ("postgres", "iceberg"): "adbc+pyiceberg",
+}
+
+
+def print_case(fmt: str, folder: Path, days: int, repeat: int, dest: str) -> None:
     """Run one case with every tool and print its rows of the table."""
-    case = f"{fmt}, {days} day{'s' if days > 1 else ''}"
-    raw = measure("duckdb", fmt, folder, days, repeat)
-    raw_name = {"postgres": "adbc raw", "rest": "python raw"}.get(fmt, "duckdb native")
-    results = [(raw_name, raw)]
-    results.append(("dlt", measure("dlt", fmt, folder, days, repeat)))
-    results.append(("ingest_assets", measure("ingest_assets", fmt, folder, days, repeat)))
+    into = "" if dest == "duckdb" else f" > {dest}"
+    case = f"{fmt}{into}, {days} day{'s' if days > 1 else ''}"
+    raw = measure("raw", fmt, folder, days, repeat, dest)
+    raw_name = RAW_NAMES.get((fmt, dest), "duckdb native")
+    results = [(raw_name, raw), ("dlt", measure("dlt", fmt, folder, days, repeat, dest))]
+    results.append(("ingest_assets", measure("ingest_assets", fmt, folder, days, repeat, dest)))
     if days > 1:
-        results.append(("  one run", measure("ingest_range", fmt, folder, days, repeat)))
-        results.append(("  via dagster", measure("dagster", fmt, folder, days, repeat)))
+        results.append(("  one run", measure("ingest_range", fmt, folder, days, repeat, dest)))
+        if dest == "duckdb":
+            results.append(("  via dagster", measure("dagster", fmt, folder, days, repeat)))
     dlt_seconds = results[1][1]["seconds"]
     for tool, result in results:
         ours = tool not in (raw_name, "dlt")
-        vs_dlt = f"{result['seconds'] / dlt_seconds:>7.2f}x" if ours else f"{'':>8}"
+        vs_dlt = f"{result['seconds'] / dlt_seconds:>6.2f}x" if ours else f"{'':>7}"
         print(
-            f"{case:<18}{tool:<15}{int(result['rows']):>11,}{result['seconds']:>9.2f}"
-            f"{result['rows'] / result['seconds']:>11,.0f}{result['peak_rss_mb']:>8.0f}"
-            f"{result['seconds'] / raw['seconds']:>7.2f}x{vs_dlt}"
+            f"{case:<30}{tool:<17}{int(result['rows']):>10,}{result['seconds']:>9.2f}"
+            f"{result['cpu_seconds']:>7.2f}{result['rows'] / result['seconds']:>10,.0f}"
+            f"{result['peak_rss_mb']:>7.0f}{result['seconds'] / raw['seconds']:>6.2f}x{vs_dlt}",
+            flush=True,
         )
 
 
