@@ -1,15 +1,17 @@
-"""Side-by-side load benchmark: this project against dlt and DuckDB's own CSV/Parquet readers.
+"""Side-by-side load benchmark: this project against dlt and the raw engines.
 
 Usage (from the project root; the bench group installs dlt)::
 
     uv run --group bench python bench/run.py                 # 30 days x 20,000 rows
     uv run --group bench python bench/run.py --days 30 --rows-per-day 100000
+    uv run --group bench python bench/run.py --formats csv postgres --destinations postgres
 
-Each case runs in a fresh process with a fresh DuckDB file, so wall time and peak memory (RSS) are
-those of that case alone. The project runs through ``engine.load_window`` (the code path the
-assets use, validation on, one window per day) and through ``engine.load_windows`` (the
-single-run backfill path). dlt runs its filesystem source with Arrow readers and the parquet
-loader file format, without validation; its telemetry is off.
+Each case runs in a fresh process with a fresh store (a DuckDB file, a PostgreSQL database on
+the bench's throwaway server, or an Iceberg folder with its SQLite catalog), so wall time, CPU
+time and peak memory (RSS) are those of that case alone. The project runs through its public API
+(``ingest_assets.core``): ``load_window`` per day (validation on, one window per run) and
+``load_windows`` (the single-run backfill path). dlt runs in its best configuration for each
+source and store, without validation; its telemetry is off.
 """
 
 from __future__ import annotations

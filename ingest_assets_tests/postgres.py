@@ -59,19 +59,12 @@ def _as_server_user(folder: Path) -> Callable[[], None] | None:
         return None
     try:
         entry = pwd.getpwnam(SERVER_USER)
-    except KeyError:
+    except KeyError:  # another test process may create the user at the same moment
         subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                SERVER_USER,
-            ],
-            check=True,
-            capture_output=True,
-        )
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+             SERVER_USER],
+            check=False, capture_output=True,
+        )  # fmt: skip
         entry = pwd.getpwnam(SERVER_USER)
     for path in [folder, *folder.rglob("*")]:
         os.chown(path, entry.pw_uid, entry.pw_gid)
