@@ -6,6 +6,7 @@ same table whatever order the partitions are merged in, the latest version winni
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
-from ingest_assets.errors import ValidationFailed
+from ingest_assets.errors import IngestError, ValidationFailed
 from ingest_assets.spec import DatasetSpec
 from ingest_assets_tests.conftest import (
     DEST_DAYS,
@@ -77,17 +78,30 @@ def store(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.Mo
     return Store("postgres", data_dir, server.url())
 
 
+def _break_a_rule(path: Path) -> type[Exception]:
+    bad = order_rows(DEST_DAYS[0], DEST_PER_DAY)
+    bad[3]["amount"] = -5  # breaks an error rule
+    write_csv(path, bad)
+    return ValidationFailed
+
+
+def _unreadable_file(path: Path) -> type[Exception]:
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2] + b'\n"unterminated,quote\n' + b"\xff" * 64)
+    return IngestError
+
+
+@pytest.mark.parametrize("failure", [_break_a_rule, _unreadable_file], ids=["rule", "bad-file"])
 def test_a_failed_load_keeps_the_previous_rows_and_leaves_a_failed_audit_row(
-    store: Store, data_dir: Path
+    store: Store, data_dir: Path, failure: Callable[[Path], type[Exception]]
 ) -> None:
     drop_days(data_dir)
     spec = store.spec()
     load_days(spec, DEST_DAYS[:1])
-    bad = order_rows(DEST_DAYS[0], DEST_PER_DAY)
-    bad[3]["amount"] = -5  # breaks an error rule
-    write_csv(data_dir / "orders" / f"dt={DEST_DAYS[0]}" / "part-1.csv", bad)
-    with pytest.raises(ValidationFailed):
+    expected = failure(data_dir / "orders" / f"dt={DEST_DAYS[0]}" / "part-1.csv")
+    with pytest.raises(expected) as failed:
         load_days(spec, DEST_DAYS[:1])
+    assert "orders" in str(failed.value)  # names the dataset
     assert store.read("raw.orders").num_rows == DEST_PER_DAY
     audit = store.read("ingest_audit.loads").sort_by("ended_at")
     assert audit.column("status").to_pylist() == ["success", "failed"]
