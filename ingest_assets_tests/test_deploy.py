@@ -1,0 +1,117 @@
+"""The production profile (deploy/): Dagster's records in PostgreSQL, compute logs in S3, nothing
+the next node would need left on this machine's disk."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import adbc_driver_postgresql.dbapi as pg
+import boto3
+import dagster as dg
+import pytest
+from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
+from dagster_postgres.run_storage import PostgresRunStorage
+
+from ingest_assets.components.assets import dataset_asset
+from ingest_assets.paths import PROJECT_ROOT
+from ingest_assets.spec import DatasetSpec
+from ingest_assets_tests.conftest import DEST_DAYS, DEST_PER_DAY, drop_days, orders_spec
+from ingest_assets_tests.postgres import Postgres
+
+DEPLOY = PROJECT_ROOT / "deploy"
+
+
+@pytest.fixture
+def production(
+    postgres: Postgres, bucket: str, s3_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Path:
+    """A Dagster home holding the production dagster.yaml, its variables pointing at the suite's
+    PostgreSQL (a fresh database) and S3 server."""
+    with pg.connect(postgres.url(), autocommit=True) as conn, conn.cursor() as cursor:
+        for database in ("dagster_production", "warehouse_production"):
+            cursor.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            cursor.execute(f"CREATE DATABASE {database}")
+    variables = {
+        "DAGSTER_PG_HOST": postgres.host,
+        "DAGSTER_PG_PORT": str(postgres.port),
+        "DAGSTER_PG_DB": "dagster_production",
+        "DAGSTER_PG_USER": postgres.user,
+        "DAGSTER_PG_PASSWORD": postgres.password,
+        "DAGSTER_COMPUTE_LOGS_BUCKET": bucket,
+        "DAGSTER_COMPUTE_LOGS_PREFIX": "compute-logs",
+        "DAGSTER_S3_ENDPOINT_URL": s3_env,
+        "WAREHOUSE_URL": Postgres(
+            postgres.host, postgres.port, postgres.user, postgres.password, "warehouse_production"
+        ).url(),
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def _into_postgres() -> DatasetSpec:
+    destination = {"kind": "postgres", "url_env": "WAREHOUSE_URL", "table": "raw.orders"}
+    return orders_spec("orders", destination=destination)
+
+
+def test_runs_recorded_in_the_production_profile_outlive_the_machines_dagster_home(
+    production: Path, data_dir: Path
+) -> None:
+    drop_days(data_dir)
+    instance = dg.DagsterInstance.from_config(str(production))
+    try:
+        assert isinstance(instance.run_storage, PostgresRunStorage)
+        assert isinstance(instance.compute_log_manager, S3ComputeLogManager)
+        result = dg.materialize(
+            [dataset_asset(_into_postgres(), origin="test")],
+            instance=instance,
+            partition_key=DEST_DAYS[0],
+        )
+        assert result.success
+    finally:
+        instance.dispose()
+    shutil.rmtree(production)  # the node is gone; a new one reads the same file
+    production.mkdir()
+    shutil.copy(DEPLOY / "dagster.yaml", production / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(production))
+    try:
+        (run,) = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.SUCCESS and run.run_id == result.run_id
+        (event,) = instance.fetch_materializations(dg.AssetKey("orders"), limit=10).records
+        materialization = event.asset_materialization
+        assert materialization is not None and materialization.partition == DEST_DAYS[0]
+        assert materialization.metadata["dagster/row_count"].value == DEST_PER_DAY
+        checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey("orders"), "schema")]
+        )
+        assert checks[dg.AssetCheckKey(dg.AssetKey("orders"), "schema")].status.value == "SUCCEEDED"
+    finally:
+        instance.dispose()
+
+
+def test_the_production_profile_names_no_local_path_and_no_secret() -> None:
+    for name in ("dagster.yaml", "workspace.yaml"):
+        text = (DEPLOY / name).read_text()
+        settings = "\n".join(
+            line for line in text.splitlines() if not line.lstrip().startswith("#")
+        )
+        assert "base_dir" not in settings and "sqlite" not in settings, name
+        assert "data/" not in settings and ".dagster" not in settings, name
+        assert "password: {env: DAGSTER_PG_PASSWORD}" in settings or name != "dagster.yaml"
+
+
+def test_s3_compute_logs_reach_the_bucket(production: Path, bucket: str, s3_env: str) -> None:
+    instance = dg.DagsterInstance.from_config(str(production))
+    try:
+        manager = instance.compute_log_manager
+        assert isinstance(manager, S3ComputeLogManager)
+        with manager.capture_logs(["run-1", "orders"]):
+            pass
+        keys = boto3.client("s3", endpoint_url=s3_env).list_objects_v2(Bucket=bucket)
+        assert any(item["Key"].startswith("compute-logs/") for item in keys.get("Contents", []))
+    finally:
+        instance.dispose()
