@@ -58,10 +58,9 @@ def notifier() -> Notifier:
 
 def resources() -> dict[str, Any]:
     """The resources every dataset may need, keyed as the assets require them."""
-    path = duckdb_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     return {
-        "duckdb": DuckDBResource(database=str(path)),
+        # The file's folder is made when a load opens it: loading definitions writes nothing.
+        "duckdb": DuckDBResource(database=str(duckdb_path())),
         "s3": s3_resource(),
         "notifier": notifier(),
     }

@@ -4,15 +4,19 @@ the next node would need left on this machine's disk."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as pg
 import boto3
 import dagster as dg
 import pytest
+import yaml
 from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from dagster_postgres.run_storage import PostgresRunStorage
 
+from ingest_assets import definitions
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.paths import PROJECT_ROOT
 from ingest_assets.spec import DatasetSpec
@@ -115,3 +119,40 @@ def test_s3_compute_logs_reach_the_bucket(production: Path, bucket: str, s3_env:
         assert any(item["Key"].startswith("compute-logs/") for item in keys.get("Contents", []))
     finally:
         instance.dispose()
+
+
+def test_loading_the_code_location_writes_nothing_to_local_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node's working directory may be read-only: the definitions load without making the
+    data folder or the DuckDB file's folder (a DuckDB load makes them when it opens the file)."""
+    data = tmp_path / "nowhere" / "data"
+    monkeypatch.setenv("INGEST_ASSETS_DATA_DIR", str(data))
+    monkeypatch.setenv("DEMO_APP_DB_URL", "sqlite:///:memory:")
+    monkeypatch.chdir(tmp_path)
+    defs = definitions.defs()
+    dg.Definitions.validate_loadable(defs)
+    assert not (tmp_path / "nowhere").exists() and list(tmp_path.iterdir()) == []
+
+
+def _tool(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def test_the_image_and_the_compose_file_pass_their_linters_and_agree() -> None:
+    """No container engine runs here: the Dockerfile is linted (hadolint), the compose file is
+    validated against the Compose specification's schema, and the paths they share agree."""
+    for command in (
+        [_tool("hadolint"), "Dockerfile"],
+        [_tool("check-jsonschema"), "--builtin-schema=vendor.compose-spec", "docker-compose.yaml"],
+    ):
+        checked = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yaml").read_text())
+    assert "COPY deploy/workspace.yaml /opt/dagster/workspace.yaml" in dockerfile
+    assert "COPY deploy/dagster.yaml /opt/dagster/home/dagster.yaml" in dockerfile
+    for service in ("webserver", "daemon"):
+        assert "/opt/dagster/workspace.yaml" in compose["services"][service]["command"]
+    code = compose["services"]["code"]["environment"]
+    assert code["INGEST_CODE_SERVER_PORT"] == "4000" and '-p", "4000"]' in dockerfile

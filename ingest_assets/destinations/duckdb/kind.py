@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import duckdb
@@ -73,6 +74,7 @@ class DuckDBKind(DestinationKind[DuckDBDestination]):
         from ingest_assets.destinations.duckdb.warehouse import DuckDBWarehouse
 
         database: DuckDBDatabase = resource
+        Path(database.database).parent.mkdir(parents=True, exist_ok=True)
         return DuckDBWarehouse(database.get_connection, database.database)
 
     def default_resource(self, destination: DuckDBDestination) -> DuckDBFile:
