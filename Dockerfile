@@ -31,4 +31,5 @@ RUN uv sync --locked --no-dev --python /usr/local/bin/python3.11 \
 
 USER 10001
 EXPOSE 4000
-CMD ["dagster", "code-server", "start", "-m", "ingest_assets.definitions", "-h", "0.0.0.0", "-p", "4000"]
+CMD ["dagster", "code-server", "start", "-m", "ingest_assets.definitions", \
+     "--location-name", "ingest_assets", "-h", "0.0.0.0", "-p", "4000"]

@@ -11,19 +11,32 @@ from ingest_assets.onboarding import load_declared
 from ingest_assets.triggers.alerts import run_failure_alerts
 
 
-@dg.definitions
-def defs() -> dg.Definitions:
-    """Load the datasets, bind the environment's resources, alert on failed runs.
+def code_location(defs_folder: Path) -> dg.Definitions:
+    """The datasets of a dg project's defs folder, with this environment's resources.
 
-    Declarations that could never load together (two datasets writing one table) are refused
-    here, naming both files and lines. Runs execute in process (one process per run, steps in
-    it).
+    The failed-run alerts and the in-process executor come with them. Declarations that could
+    never load together (two datasets writing one table) are refused here, naming both files
+    and lines. A team whose datasets live in a dg project of its own
+    (``[tool.dg.project]`` in its pyproject.toml) serves them with a module of a few lines::
+
+        @dg.definitions
+        def defs() -> dg.Definitions:
+            return code_location(Path(__file__).parent / "defs")
+
+    Args:
+        defs_folder: The project's defs folder, whose subfolders hold ``defs.yaml`` files.
     """
-    datasets = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-    load_declared()  # each file is valid on its own (Dagster reports it); now across files
+    datasets = dg.load_from_defs_folder(path_within_project=defs_folder)
+    load_declared(defs_folder)  # each file is valid alone (Dagster says so); now across files
     return dg.Definitions.merge(
         datasets,
         dg.Definitions(
             resources=resources(), sensors=[run_failure_alerts], executor=dg.in_process_executor
         ),
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The project's datasets (``ingest_assets/defs``), one process per run, steps in it."""
+    return code_location(Path(__file__).parent / "defs")

@@ -1,0 +1,1 @@
+"""The datasets: one folder per source."""
