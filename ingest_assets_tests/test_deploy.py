@@ -3,6 +3,7 @@ the next node would need left on this machine's disk."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -156,3 +157,33 @@ def test_the_image_and_the_compose_file_pass_their_linters_and_agree() -> None:
         assert "/opt/dagster/workspace.yaml" in compose["services"][service]["command"]
     code = compose["services"]["code"]["environment"]
     assert code["INGEST_CODE_SERVER_PORT"] == "4000" and '-p", "4000"]' in dockerfile
+
+
+def test_the_helm_values_give_the_production_profiles_instance() -> None:
+    """No cluster runs here: the values for Dagster's chart are checked against the profile they
+    mirror, so that the two cannot drift apart."""
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    profile = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    daemon = values["dagsterDaemon"]
+    runs = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert runs["maxConcurrentRuns"] == profile["concurrency"]["runs"]["max_concurrent_runs"]
+    assert (
+        values["additionalInstanceConfig"]["concurrency"]["pools"]
+        == (profile["concurrency"]["pools"])
+    )
+    retries, helm_retries = profile["run_retries"], daemon["runRetries"]
+    assert helm_retries["maxRetries"] == retries["max_retries"]
+    assert helm_retries["retryOnAssetOrOpFailure"] == retries["retry_on_asset_or_op_failure"]
+    assert daemon["runMonitoring"]["enabled"] and profile["run_monitoring"]["enabled"]
+    assert (
+        values["postgresql"]["postgresqlScheme"]
+        == (profile["storage"]["postgres"]["postgres_db"]["scheme"])
+    )
+    assert "postgresqlPassword" not in values["postgresql"]  # from the chart's secret
+    assert values["computeLogManager"]["type"] == profile["compute_logs"]["class"]
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    command = json.loads(dockerfile.split("\nCMD ", 1)[1].replace("\\\n", ""))
+    assert command[:3] == ["dagster", "code-server", "start"]
+    assert command[3 : 3 + len(deployment["codeServerArgs"])] == deployment["codeServerArgs"]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
