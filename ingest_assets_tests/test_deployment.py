@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -89,10 +90,10 @@ class Deployment:
         assert "errors" not in body, body
         return body["data"]
 
-    def start(self, name: str, command: list[str]) -> None:
+    def start(self, name: str, *commands: list[str]) -> None:
         log = (self.root / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            command,
+            [part for command in commands for part in command],
             cwd=self.root / "workdir",
             env=self.env,
             stdout=log,
@@ -143,6 +144,18 @@ class Deployment:
             f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
             for log in sorted(self.root.glob("*.log"))
         )
+
+
+def _with_read_only(folders: list[Path]) -> list[str]:
+    """A command prefix that runs the command in a mount namespace of its own, where ``folders``
+    are read-only (even for root): a run that wrote there would fail."""
+    mounts = " && ".join(
+        f"mount --bind {shlex.quote(str(f))} {shlex.quote(str(f))} && "
+        f"mount -o remount,bind,ro {shlex.quote(str(f))}"
+        for f in folders
+    )
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{mounts} && exec "$@"',
+            "read-only"]  # fmt: skip
 
 
 def _database(server: Postgres, name: str) -> Postgres:
@@ -208,8 +221,10 @@ def _deployment(tmp_path: Path, postgres: Postgres, s3_endpoint: str) -> Iterato
     }
     deployment = Deployment(tmp_path, env, {}, free_port())
     try:
+        read_only = [tmp_path / "workdir", PROJECT_ROOT]  # where runs execute and the code
         deployment.start(
             "code-server",
+            _with_read_only(read_only),
             [
                 str(BIN / "dagster"),
                 "code-server",
@@ -356,7 +371,11 @@ def test_a_backfill_on_the_production_shape_survives_a_killed_worker_and_a_lost_
         )
         assert _lake_rows_per_day(deployment.env) == dict.fromkeys(DAYS, ORDERS_PER_DAY)
 
-        # Nothing was kept on this machine but the killed worker's staging folder.
+        # Runs executed with the project and their working directory read-only, and nothing
+        # was kept on this machine but the killed worker's staging folder.
+        mounts = Path(f"/proc/{deployment.processes['code-server'].pid}/mounts").read_text()
+        read_only = {line.split()[1] for line in mounts.splitlines() if " ro," in line}
+        assert {str(PROJECT_ROOT), str(tmp_path / "workdir")} <= read_only
         assert not (tmp_path / "no-local-data").exists()
         assert list((tmp_path / "workdir").iterdir()) == []
         assert len(list((tmp_path / "tmp").glob("ingest_assets-*"))) <= 1
