@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
+import signal
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,6 +18,7 @@ import boto3
 import dagster as dg
 import duckdb
 import pytest
+import requests
 from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 from moto.server import ThreadedMotoServer
@@ -252,3 +256,24 @@ def api() -> Iterator[tuple[str, ApiState]]:
     """The REST tests' API server."""
     with records_api() as served:
         yield served
+
+
+def graphql(url: str, text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ask a Dagster webserver's GraphQL endpoint; the answer's data (its errors fail the test)."""
+    response = requests.post(
+        f"{url}/graphql", json={"query": text, "variables": variables or {}}, timeout=60
+    )
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """End a process started in a session of its own, and every process of that session."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

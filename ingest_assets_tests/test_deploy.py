@@ -147,10 +147,10 @@ def test_the_image_and_the_compose_file_pass_their_linters_and_agree() -> None:
         [_tool("hadolint"), "Dockerfile"],
         [_tool("check-jsonschema"), "--builtin-schema=vendor.compose-spec", "docker-compose.yaml"],
     ):
-        checked = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+        checked = subprocess.run(command, cwd=DEPLOY, capture_output=True, text=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
-    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
-    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yaml").read_text())
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yaml").read_text())
     assert "COPY deploy/workspace.yaml /opt/dagster/workspace.yaml" in dockerfile
     assert "COPY deploy/dagster.yaml /opt/dagster/home/dagster.yaml" in dockerfile
     for service in ("webserver", "daemon"):
@@ -182,7 +182,7 @@ def test_the_helm_values_give_the_production_profiles_instance() -> None:
     assert "postgresqlPassword" not in values["postgresql"]  # from the chart's secret
     assert values["computeLogManager"]["type"] == profile["compute_logs"]["class"]
     (deployment,) = values["dagster-user-deployments"]["deployments"]
-    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
     command = json.loads(dockerfile.split("\nCMD ", 1)[1].replace("\\\n", ""))
     assert command[:3] == ["dagster", "code-server", "start"]
     assert command[3 : 3 + len(deployment["codeServerArgs"])] == deployment["codeServerArgs"]

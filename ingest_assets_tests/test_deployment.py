@@ -29,7 +29,7 @@ import requests
 from pyiceberg.catalog.sql import SqlCatalog
 
 from ingest_assets.paths import PROJECT_ROOT
-from ingest_assets_tests.conftest import csv_bytes, free_port, order_rows
+from ingest_assets_tests.conftest import csv_bytes, free_port, graphql, order_rows, stop_group
 from ingest_assets_tests.postgres import Postgres
 
 HERE = Path(__file__).parent / "deployment"
@@ -80,15 +80,7 @@ class Deployment:
     web_port: int
 
     def graphql(self, text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = requests.post(
-            f"http://127.0.0.1:{self.web_port}/graphql",
-            json={"query": text, "variables": variables or {}},
-            timeout=60,
-        )
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body
-        return body["data"]
+        return graphql(f"http://127.0.0.1:{self.web_port}", text, variables)
 
     def start(self, name: str, *commands: list[str]) -> None:
         log = (self.root / f"{name}.log").open("ab")
@@ -102,13 +94,7 @@ class Deployment:
         )
 
     def stop(self, name: str) -> None:
-        process = self.processes.pop(name)
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(self.processes.pop(name))
 
     def start_webserver(self) -> None:
         workspace = str(PROJECT_ROOT / "deploy" / "workspace.yaml")

@@ -22,7 +22,7 @@ import requests
 
 from ingest_assets.demo import seed_demo
 from ingest_assets.paths import PROJECT_ROOT
-from ingest_assets_tests.conftest import free_port, query
+from ingest_assets_tests.conftest import free_port, graphql, query, stop_group
 
 LAUNCH_BACKFILL = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -61,15 +61,7 @@ class Dagster:
         self.log = log
 
     def graphql(self, query_text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = requests.post(
-            f"{self.url}/graphql",
-            json={"query": query_text, "variables": variables or {}},
-            timeout=30,
-        )
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body
-        return body["data"]
+        return graphql(self.url, query_text, variables)
 
     @contextmanager
     def daemon_paused(self) -> Iterator[None]:
@@ -172,12 +164,7 @@ def run_dagster_dev(tmp_path: Path, **instance_changes: str) -> Iterator[Dagster
         server.wait_until_loaded()
         yield server
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
 
 
 def test_backfill_of_three_partitions_through_graphql_lands_rows_in_duckdb_in_one_run(
