@@ -39,6 +39,13 @@ class Postgres:
         secret = self.password if password is None else password
         return f"{scheme}://{self.user}:{secret}@{self.host}:{self.port}/{self.database}"
 
+    def fresh_database(self, name: str) -> Postgres:
+        """Drop and create the database ``name`` on this server; the server as seen in it."""
+        with pg.connect(self.url(), autocommit=True) as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            cursor.execute(f"CREATE DATABASE {name}")
+        return Postgres(self.host, self.port, self.user, self.password, name)
+
     def execute(self, *statements: str) -> None:
         """Run statements as the superuser, committed."""
         with pg.connect(self.url()) as conn, conn.cursor() as cursor:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import adbc_driver_postgresql.dbapi as pg
 import boto3
 import dagster as dg
 import pytest
@@ -33,22 +32,18 @@ def production(
 ) -> Path:
     """A Dagster home holding the production dagster.yaml, its variables pointing at the suite's
     PostgreSQL (a fresh database) and S3 server."""
-    with pg.connect(postgres.url(), autocommit=True) as conn, conn.cursor() as cursor:
-        for database in ("dagster_production", "warehouse_production"):
-            cursor.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-            cursor.execute(f"CREATE DATABASE {database}")
+    storage = postgres.fresh_database("dagster_production")
+    warehouse = postgres.fresh_database("warehouse_production")
     variables = {
         "DAGSTER_PG_HOST": postgres.host,
         "DAGSTER_PG_PORT": str(postgres.port),
-        "DAGSTER_PG_DB": "dagster_production",
+        "DAGSTER_PG_DB": storage.database,
         "DAGSTER_PG_USER": postgres.user,
         "DAGSTER_PG_PASSWORD": postgres.password,
         "DAGSTER_COMPUTE_LOGS_BUCKET": bucket,
         "DAGSTER_COMPUTE_LOGS_PREFIX": "compute-logs",
         "DAGSTER_S3_ENDPOINT_URL": s3_env,
-        "WAREHOUSE_URL": Postgres(
-            postgres.host, postgres.port, postgres.user, postgres.password, "warehouse_production"
-        ).url(),
+        "WAREHOUSE_URL": warehouse.url(),
     }
     for name, value in variables.items():
         monkeypatch.setenv(name, value)

@@ -144,13 +144,6 @@ def _with_read_only(folders: list[Path]) -> list[str]:
             "read-only"]  # fmt: skip
 
 
-def _database(server: Postgres, name: str) -> Postgres:
-    with pg.connect(server.url(), autocommit=True) as conn, conn.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cursor.execute(f"CREATE DATABASE {name}")
-    return Postgres(server.host, server.port, server.user, server.password, name)
-
-
 def _seed(app: Postgres, s3_endpoint: str) -> None:
     """Orders land in S3 (a CSV a day); the application database holds customers."""
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
@@ -176,10 +169,10 @@ def _seed(app: Postgres, s3_endpoint: str) -> None:
 
 @contextmanager
 def _deployment(tmp_path: Path, postgres: Postgres, s3_endpoint: str) -> Iterator[Deployment]:
-    storage = _database(postgres, "dagster_deploy")
-    warehouse = _database(postgres, "warehouse_deploy")
-    app = _database(postgres, "app_deploy")
-    catalog = _database(postgres, "lake_catalog_deploy")
+    storage = postgres.fresh_database("dagster_deploy")
+    warehouse = postgres.fresh_database("warehouse_deploy")
+    app = postgres.fresh_database("app_deploy")
+    catalog = postgres.fresh_database("lake_catalog_deploy")
     _seed(app, s3_endpoint)
     for folder in ("home", "workdir", "tmp"):
         (tmp_path / folder).mkdir()

@@ -70,10 +70,7 @@ def store(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.Mo
         return Store(request.param, data_dir)
     postgres: Postgres = request.getfixturevalue("postgres")
     name = "wh_" + request.node.name.lower()[:40].replace("[", "_").replace("]", "_")
-    with pg.connect(postgres.url(), autocommit=True) as conn, conn.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cursor.execute(f"CREATE DATABASE {name}")
-    server = Postgres(postgres.host, postgres.port, postgres.user, postgres.password, name)
+    server = postgres.fresh_database(name)
     monkeypatch.setenv("WAREHOUSE_URL", server.url())
     return Store("postgres", data_dir, server.url())
 

@@ -38,10 +38,7 @@ DAYS, PER_DAY = DEST_DAYS, DEST_PER_DAY
 def warehouse(postgres: Postgres, monkeypatch: pytest.MonkeyPatch, request: Any) -> Postgres:
     """A fresh warehouse database on the test server; WAREHOUSE_URL points at it."""
     name = "wh_" + request.node.name.lower()[:40].replace("[", "_").replace("]", "_")
-    with pg.connect(postgres.url(), autocommit=True) as conn, conn.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cursor.execute(f"CREATE DATABASE {name}")
-    server = Postgres(postgres.host, postgres.port, postgres.user, postgres.password, name)
+    server = postgres.fresh_database(name)
     monkeypatch.setenv("WAREHOUSE_URL", server.url())
     return server
 
