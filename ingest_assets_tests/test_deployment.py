@@ -1,18 +1,22 @@
 """The deployment shape, for real: the production profile (deploy/) with Dagster's records in
 PostgreSQL and compute logs in S3; the code server, the daemon and the webserver as separate
 processes; a backfill of three datasets over 10 partitions each into PostgreSQL and an Iceberg
-lake on S3, several runs at once; a run worker killed by SIGKILL mid-run and retried; then the
-Dagster home and the temp folders deleted, and a restarted webserver still shows everything."""
+lake on S3, several runs at once (held mid-read by a proxy in front of the store); a run worker
+killed by SIGKILL mid-run and retried; then the Dagster home and the temp folders deleted, and
+a restarted webserver still shows everything."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +64,14 @@ query Asset($path: [String!]!) {
   }
 }
 """
+FAILURES = """
+query Failures($runId: ID!) {
+  runOrError(runId: $runId) { ... on Run { eventConnection { events {
+    ... on ExecutionStepFailureEvent { stepKey error { message } }
+    ... on RunFailureEvent { message }
+  } } } }
+}
+"""
 CHECKS = """
 query Checks($path: [String!]!) {
   assetNodes(assetKeys: [{path: $path}]) {
@@ -68,6 +80,75 @@ query Checks($path: [String!]!) {
   }
 }
 """
+
+
+#: A request line listing or reading one day's orders (boto3 quotes the prefix's "=").
+STALLED_READ = re.compile(rb"^(?:GET|HEAD) \S*dt(?:=|%3D)(2026-10-\d\d)", re.MULTILINE)
+
+
+class StallingProxy:
+    """A TCP proxy in front of the object store that holds every request matching a pattern
+    until released: runs stall mid-read, in the store's hands, as behind a slow network.
+
+    Args:
+        upstream: The store's URL (``http://host:port``).
+        pattern: What a held request's bytes match; its first group names what is held.
+    """
+
+    def __init__(self, upstream: str, pattern: re.Pattern[bytes]) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self._upstream = (host, int(port))
+        self._pattern = pattern
+        self._released = threading.Event()
+        self._held: set[str] = set()
+        self._changed = threading.Condition()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def __enter__(self) -> StallingProxy:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._listener.close()
+
+    def wait_for(self, count: int, timeout: float) -> set[str]:
+        """Wait until requests for ``count`` different things are held; what is held."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._held) >= count, timeout)
+            return set(self._held)
+
+    def release(self) -> None:
+        """Let every held request through, and hold none from now on."""
+        self._released.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._upstream)
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, requests_: bool) -> None:
+        try:
+            while chunk := source.recv(65536):
+                match = self._pattern.search(chunk) if requests_ else None
+                if match and not self._released.is_set():
+                    with self._changed:
+                        self._held.add(match.group(1).decode())
+                        self._changed.notify_all()
+                    self._released.wait()
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass
@@ -168,7 +249,9 @@ def _seed(app: Postgres, s3_endpoint: str) -> None:
 
 
 @contextmanager
-def _deployment(tmp_path: Path, postgres: Postgres, s3_endpoint: str) -> Iterator[Deployment]:
+def _deployment(
+    tmp_path: Path, postgres: Postgres, s3_endpoint: str, sources_endpoint: str
+) -> Iterator[Deployment]:
     storage = postgres.fresh_database("dagster_deploy")
     warehouse = postgres.fresh_database("warehouse_deploy")
     app = postgres.fresh_database("app_deploy")
@@ -190,7 +273,7 @@ def _deployment(tmp_path: Path, postgres: Postgres, s3_endpoint: str) -> Iterato
         "DAGSTER_COMPUTE_LOGS_BUCKET": BUCKET,
         "DAGSTER_COMPUTE_LOGS_PREFIX": "compute-logs",
         "DAGSTER_S3_ENDPOINT_URL": s3_endpoint,
-        "INGEST_S3_ENDPOINT_URL": s3_endpoint,
+        "INGEST_S3_ENDPOINT_URL": sources_endpoint,
         "INGEST_CODE_SERVER_HOST": "127.0.0.1",
         "INGEST_CODE_SERVER_PORT": str(code_port),
         "INGEST_ASSETS_DATA_DIR": str(tmp_path / "no-local-data"),  # must stay absent
@@ -210,6 +293,8 @@ def _deployment(tmp_path: Path, postgres: Postgres, s3_endpoint: str) -> Iterato
                 "start",
                 "-m",
                 "shop_datasets.definitions",
+                "--location-name",
+                "ingest_assets",
                 "--working-directory",
                 str(HERE),
                 "-h",
@@ -231,26 +316,35 @@ def _runs(deployment: Deployment) -> list[dict[str, Any]]:
     return deployment.graphql(RUNS)["runsOrError"]["results"]
 
 
-def _hold_three_runs_mid_read(deployment: Deployment) -> dict[str, int]:
-    """Freeze (SIGSTOP) each run's process as it starts reading, until three are frozen: three
-    runs are then under way at once, however fast this machine launches and finishes them.
+def _failures(deployment: Deployment, runs: list[dict[str, Any]]) -> str:
+    """What each failed run's failure events said, for an assertion's message."""
+    said = []
+    for run in runs:
+        if run["status"] == "FAILURE":
+            result = deployment.graphql(FAILURES, {"runId": run["runId"]})["runOrError"]
+            events = [event for event in result["eventConnection"]["events"] if event]
+            said.append(f"--- run {run['runId']}: {events}")
+    return "\n".join(said)
 
-    The code server's log names each run's process at its start and each read as it begins.
-    Returns the frozen runs' processes by run id.
+
+def _hold_three_runs_mid_read(deployment: Deployment, store: StallingProxy) -> dict[str, int]:
+    """Wait until three runs are each stalled listing their day's objects: three runs are then
+    under way at once, each in the middle of a read and holding no lock, however fast this
+    machine launches and finishes runs.
+
+    The code server's log names each run's process at its start. Returns the stalled runs'
+    processes by run id.
     """
-    log = deployment.root / "code-server.log"
-    held: dict[str, int] = {}
-    deadline = time.monotonic() + 300
-    while len(held) < 3 and time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        for run_id, pid in re.findall(r" - ([0-9a-f-]{36}) - (\d+) - RUN_START", text):
-            if run_id in held or f"{run_id} - RUN_SUCCESS" in text:
-                continue
-            if re.search(f"{run_id} - \\w+ - .*: reading ", text):
-                os.kill(int(pid), signal.SIGSTOP)
-                held[run_id] = int(pid)
-        time.sleep(0.1)
-    assert len(held) == 3, f"runs held: {held}\n{deployment.logs()}"
+    days = store.wait_for(3, timeout=600)
+    assert len(days) == 3, f"reads stalled: {days}\n{deployment.logs()}"
+    text = (deployment.root / "code-server.log").read_text(errors="replace")
+    pids = dict(re.findall(r" - ([0-9a-f-]{36}) - (\d+) - RUN_START", text))
+    held = {}
+    for run in _runs(deployment):
+        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+        if tags.get("dagster/asset_partition_range_start") in days and run["runId"] in pids:
+            held[run["runId"]] = int(pids[run["runId"]])
+    assert len(held) == 3, f"runs held: {held} for {days}\n{deployment.logs()}"
     return held
 
 
@@ -271,7 +365,9 @@ def _wait_for_every_partition(deployment: Deployment) -> list[dict[str, Any]]:
         if not busy and done == set(DAYS):
             return runs
         time.sleep(2)
-    raise AssertionError(f"runs did not finish: {runs}\n{deployment.logs()}")
+    raise AssertionError(
+        f"runs did not finish: {runs}\n{_failures(deployment, runs)}\n{deployment.logs()}"
+    )
 
 
 def _rows_per_day(database: Postgres, table: str, key: str) -> dict[str, tuple[int, int]]:
@@ -303,7 +399,10 @@ def _lake_rows_per_day(env: dict[str, str]) -> dict[str, int]:
 def test_a_backfill_on_the_production_shape_survives_a_killed_worker_and_a_lost_dagster_home(
     tmp_path: Path, postgres: Postgres, s3_env: str
 ) -> None:
-    with _deployment(tmp_path, postgres, s3_env) as deployment:
+    with (
+        StallingProxy(s3_env, STALLED_READ) as store,
+        _deployment(tmp_path, postgres, s3_env, store.url) as deployment,
+    ):
         launched = deployment.graphql(
             LAUNCH_BACKFILL,
             {
@@ -314,19 +413,18 @@ def test_a_backfill_on_the_production_shape_survives_a_killed_worker_and_a_lost_
             },
         )["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
-        held = _hold_three_runs_mid_read(deployment)
+        held = _hold_three_runs_mid_read(deployment, store)
         under_way = {run["runId"] for run in _runs(deployment) if run["status"] == "STARTED"}
         assert set(held) <= under_way  # three runs at once, each in the middle of a read
-        killed, *others = held
+        killed = next(iter(held))
         os.kill(held[killed], signal.SIGKILL)  # a lost node
-        for run_id in others:
-            os.kill(held[run_id], signal.SIGCONT)
+        store.release()
         runs = _wait_for_every_partition(deployment)
 
         # A run per day (its three datasets' steps in it); the killed one failed and its one
         # retry succeeded.
         failed = [run["runId"] for run in runs if run["status"] == "FAILURE"]
-        assert failed == [killed], (runs, deployment.logs())
+        assert failed == [killed], (runs, _failures(deployment, runs), deployment.logs())
         retries = [
             run for run in runs
             if {"key": "dagster/parent_run_id", "value": killed} in run["tags"]
