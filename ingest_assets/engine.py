@@ -20,7 +20,14 @@ import duckdb
 import pyarrow as pa
 
 from ingest_assets.destinations.base import Destination, WindowWrite, quarantine_table
-from ingest_assets.errors import ConfigError, IngestError, ReadInterrupted, ValidationFailed
+from ingest_assets.errors import (
+    ConfigError,
+    IngestError,
+    PartitionsBusy,
+    PartitionsFailed,
+    ReadInterrupted,
+    ValidationFailed,
+)
 from ingest_assets.memory import PeakMemory, release_unused
 from ingest_assets.quality.checks import (
     DRIFT,
@@ -116,11 +123,14 @@ def load_windows(
     salt: str | None = None,
     log: logging.Logger | None = None,
 ) -> list[LoadReport]:
-    """Load several windows of a dataset in one pass: all of them, or none.
+    """Load several windows of a dataset in one pass.
 
     Each window is read, validated and judged on its own (its own checks and audit row), then
-    every window is written in one warehouse transaction, each replacing exactly its own rows.
-    If any window fails, nothing is written and every window gets a ``failed`` audit row.
+    the windows that passed are written in one warehouse transaction, each replacing exactly its
+    own rows. A window that fails (its source, its checks) writes nothing and gets a ``failed``
+    audit row with its own reason; the others are still written, unless the dataset's
+    ``load.range_atomic`` asks for all or none (then the first failure stops the run and nothing
+    is written).
 
     Args:
         spec: The dataset.
@@ -137,8 +147,12 @@ def load_windows(
         One report per window, in order.
 
     Raises:
-        SourceError, ValidationFailed, DestinationError: as :func:`load_window`; a
-            ``ValidationFailed`` carries the report of the first window that failed.
+        PartitionsFailed: some windows of several failed; the others were written. Carries
+            every window's report (a failed one has its ``error``). ``PartitionsBusy`` when
+            each failure was transient.
+        SourceError, ValidationFailed, DestinationError: as :func:`load_window`, for a single
+            window, an atomic range (a ``ValidationFailed`` carries the report of the first
+            window that failed), or a write that failed (nothing was written).
     """
     run = _Run(
         spec,
@@ -147,6 +161,7 @@ def load_windows(
         run_id,
         salt,
         log or _log,
+        atomic=spec.load.range_atomic or len(windows) == 1,
     )
     # A source that can keep one connection for the whole run (SQL) does so.
     session = reader.session() if isinstance(reader, Sessions) else nullcontext()
@@ -160,9 +175,27 @@ def load_windows(
         for report in run.reports:
             report.peak_rss_bytes = run.peak.read()
         if warehouse is not None:
-            _audit_failures(run, warehouse, exc)
+            _audit_failures(run, run.reports, warehouse, exc)
         raise
+    failed = [report for report in run.reports if report.error is not None]
+    if failed:
+        raise _partly_failed(run, failed)
     return run.reports
+
+
+def _partly_failed(run: _Run, failed: list[LoadReport]) -> PartitionsFailed:
+    """The error of a range whose failed windows are ``failed`` (the others were written)."""
+    keys = dict(zip((id(r) for r in run.reports), run.keys, strict=True))
+    reasons = "; ".join(f"{keys[id(r)]}: {r.error.message if r.error else ''}" for r in failed)
+    written = len(run.reports) - len(failed)
+    busy = all(r.error is not None and r.error.transient for r in failed)
+    return (PartitionsBusy if busy else PartitionsFailed)(
+        f"Dataset '{run.spec.name}': {len(failed)} of {len(run.reports)} partitions failed "
+        f"({reasons}). The other {written} were written.",
+        fix="Fix each failed partition's cause (its message says how), then rerun just those "
+        "partitions; the written ones keep their rows.",
+        reports=run.reports,
+    )
 
 
 @dataclass
@@ -175,6 +208,8 @@ class _Run:
     run_id: str
     salt: str | None
     log: logging.Logger
+    #: All windows or none: the first failure stops the run.
+    atomic: bool = True
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     peak: PeakMemory = field(default_factory=PeakMemory)
 
@@ -235,23 +270,37 @@ def record_failure(
     (A load that :func:`load_window` began records its own row.)
     """
     report = LoadReport(spec.name, window, spec.destination.table)
-    _audit_failures(_Run(spec, [report], [partition], run_id, None, _log), warehouse, error)
+    run = _Run(spec, [report], [partition], run_id, None, _log)
+    _audit_failures(run, run.reports, warehouse, error)
 
 
-def _audit_failures(run: _Run, warehouse: Destination, exc: Exception) -> None:
-    """A ``failed`` audit row for every window of a run that failed; never raises."""
+def _audit_failures(
+    run: _Run, reports: list[LoadReport], warehouse: Destination, exc: Exception | None
+) -> None:
+    """A ``failed`` audit row for each of ``reports``; never raises.
+
+    Args:
+        run: The run.
+        reports: The windows that failed.
+        warehouse: Where the audit rows go.
+        exc: What failed the run as a whole (a write, an atomic range), or None when each
+            window failed on its own (its report's ``error``).
+    """
     failed = exc.report if isinstance(exc, ValidationFailed) else None
     error = str(exc) if isinstance(exc, IngestError) else f"unexpected {type(exc).__name__}: {exc}"
-    reports = run.reports
-    for key, report in zip(run.keys, reports, strict=True):
+    keys = dict(zip((id(r) for r in run.reports), run.keys, strict=True))
+    for report in reports:
+        key = keys[id(report)]
         record = report.audit(run_id=run.run_id, partition=key, started_at=run.started_at)
         record.status, record.rows_written, record.checksum = "failed", 0, None
-        record.error = (
-            error
-            if failed is None or failed is report or len(reports) == 1
-            else f"not written: partition {run.keys[reports.index(failed)]} of the same run "
-            f"failed ({error})"
-        )
+        if report.error is not None:  # the window's own failure
+            record.error = str(report.error)
+        elif failed is None or failed is report or len(run.reports) == 1:
+            record.error = error
+        else:
+            record.error = (
+                f"not written: partition {keys[id(failed)]} of the same run failed ({error})"
+            )
         try:
             warehouse.record_load(record)
         except Exception as audit_error:  # never hide the load's own error
@@ -274,7 +323,11 @@ def _validator(spec: DatasetSpec, salt: str | None) -> BatchValidator:
 
 
 def _load(run: _Run, reader: SourceReader, warehouse: Destination | None) -> None:
-    """Read, validate and judge every window; write them all if none blocks."""
+    """Read, validate and judge every window; write those that passed.
+
+    In an atomic run the first window that fails raises (nothing is written); otherwise it
+    keeps its error in its report and the run goes on with the next window.
+    """
     spec, reports = run.spec, run.reports
     validator = _validator(spec, run.salt)
     volume = spec.quality.volume
@@ -292,20 +345,36 @@ def _load(run: _Run, reader: SourceReader, warehouse: Destination | None) -> Non
             config={"memory_limit": SCRATCH_MEMORY, "threads": 1, "temp_directory": tmp}
         ) as scratch,
     ):
-        stages: list[Stage] = []
+        passed: list[tuple[LoadReport, Stage]] = []
         for index, report in enumerate(reports):
             cpu_started = time.process_time()
             report.schema = validator.arrow_schema
             try:
                 folder = Path(tmp) / f"window-{index:05d}"
-                stages.append(
-                    _read_whole(spec, report, reader, validator, folder, scratch, run.log)
-                )
+                stage = _read_whole(spec, report, reader, validator, folder, scratch, run.log)
+                _judge(run, report, history if warehouse is not None else None)
+                passed.append((report, stage))
+            except IngestError as exc:
+                if run.atomic:
+                    raise
+                _set_aside(run, report, exc, reader, [r.window for r in reports[index + 1 :]])
             finally:
                 report.cpu_seconds = time.process_time() - cpu_started
-            _judge(run, report, history if warehouse is not None else None)
         if warehouse is not None:
-            _write(run, stages, warehouse)
+            if passed:
+                _write(run, passed, warehouse)
+            _audit_failures(run, [r for r in reports if r.error is not None], warehouse, None)
+
+
+def _set_aside(
+    run: _Run, report: LoadReport, exc: IngestError, reader: SourceReader, after: list[Window]
+) -> None:
+    """Keep a failed window's error in its report; a range's pass restarts after it."""
+    report.error = exc
+    report.rows_written = 0
+    run.log.warning("%s %s: not loaded: %s", run.spec.name, report.window, exc.message)
+    if after and isinstance(reader, RangeReader):  # its stream may have broken off mid-window
+        reader.restart(after[0])
 
 
 def _judge(run: _Run, report: LoadReport, history: list[int] | None) -> None:
@@ -335,15 +404,17 @@ def _judge(run: _Run, report: LoadReport, history: list[int] | None) -> None:
         )
 
 
-def _write(run: _Run, stages: list[Stage], warehouse: Destination) -> None:
-    """Write every window's staged rows in one transaction, with audit rows that count it."""
-    spec, reports, peak, log = run.spec, run.reports, run.peak, run.log
+def _write(run: _Run, passed: list[tuple[LoadReport, Stage]], warehouse: Destination) -> None:
+    """Write the windows that passed in one transaction, with audit rows that count it."""
+    spec, peak, log = run.spec, run.peak, run.log
+    keys = dict(zip((id(r) for r in run.reports), run.keys, strict=True))
+    reports = [report for report, _ in passed]
     release_unused()  # what reading held goes back before DuckDB allocates for the write
     write_started = time.perf_counter()
     write_cpu_started = time.process_time()
     audits = [
-        report.audit(run_id=run.run_id, partition=key, started_at=run.started_at)
-        for key, report in zip(run.keys, reports, strict=True)
+        report.audit(run_id=run.run_id, partition=keys[id(report)], started_at=run.started_at)
+        for report in reports
     ]
 
     def measure() -> None:
@@ -358,7 +429,7 @@ def _write(run: _Run, stages: list[Stage], warehouse: Destination) -> None:
         spec.destination,
         [
             WindowWrite(report.window, stage.files, stage.rejected_files, audit)
-            for report, stage, audit in zip(reports, stages, audits, strict=True)
+            for (report, stage), audit in zip(passed, audits, strict=True)
         ],
         load=spec.load,
         run_id=run.run_id,

@@ -94,3 +94,24 @@ class DestinationBusy(DestinationError):
     """
 
     transient = True
+
+
+class PartitionsFailed(IngestError):
+    """Some windows of a range failed; the others were written (a range that is not atomic).
+
+    Args:
+        message: Which partitions failed and why, naming the dataset.
+        fix: What the user should do about it.
+        reports: Every window's report, in order; a failed one has its ``error`` set and wrote
+            nothing, the others were written.
+    """
+
+    def __init__(self, message: str, *, fix: str, reports: list[LoadReport]) -> None:
+        super().__init__(message, fix=fix)
+        self.reports = reports
+
+
+class PartitionsBusy(PartitionsFailed):
+    """Some windows of a range failed, each on a transient fault; the load is retried."""
+
+    transient = True

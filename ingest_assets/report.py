@@ -12,6 +12,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from ingest_assets.audit import AuditRecord
+from ingest_assets.errors import IngestError
 from ingest_assets.quality.checks import CheckOutcome
 from ingest_assets.quality.schema import ValidationSummary
 from ingest_assets.windows import Window
@@ -38,6 +39,7 @@ class LoadReport:
         cpu_seconds: CPU time of the load (user + system).
         peak_rss_bytes: Peak resident memory of the process during the load.
         load_id: The load's id in the audit table.
+        error: Why the window failed, when it did (it wrote nothing); None when it loaded.
     """
 
     dataset: str
@@ -56,6 +58,7 @@ class LoadReport:
     cpu_seconds: float = 0.0
     peak_rss_bytes: int = 0
     load_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    error: IngestError | None = None
 
     @property
     def rows_rejected(self) -> int:

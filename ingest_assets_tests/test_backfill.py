@@ -1,4 +1,5 @@
-"""Single-run range backfills: many partitions in one run, each replaced exactly, all or none."""
+"""Single-run range backfills: many partitions in one run, each replaced exactly and reported
+as itself; a bad partition fails alone (or, with ``range_atomic``, the whole range)."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,14 +67,15 @@ def test_a_range_run_replaces_each_partition_exactly_and_reruns_are_idempotent(
     result = _run_range(spec, data_dir, DAYS[0], DAYS[-1])
     assert result.success, step_failure(result)
     assert query(data_dir, PER_WINDOW) == [(day, 10 * i, 1) for i, day in enumerate(DAYS, 1)]
+    # Each partition's materialization carries its own figures, and its own checks.
     materialized = result.asset_materializations_for_node("orders")
-    assert sorted(m.partition for m in materialized) == DAYS
-    metadata = materialized[0].metadata
-    assert metadata["partitions_in_run"].value == 5 and metadata["run_rows_written"].value == 150
-    assert "dagster/row_count" not in metadata, "a run total must not pose as a partition's count"
-    assert metadata["rows_by_partition"].value["2026-10-03"]["written"] == 30
-    schema = {c.check_name: c for c in result.get_asset_check_evaluations()}["schema"]
-    assert schema.passed and schema.metadata["partitions"].value == 5
+    counts = {m.partition: m.metadata["dagster/row_count"].value for m in materialized}
+    assert counts == {day: 10 * i for i, day in enumerate(DAYS, 1)}
+    reads = {m.partition: m.metadata["rows_read"].value for m in materialized}
+    assert reads == counts
+    assert len({m.metadata["checksum"].value for m in materialized}) == 5
+    schema = [c for c in result.get_asset_check_evaluations() if c.check_name == "schema"]
+    assert sorted((c.partition, c.passed) for c in schema) == [(day, True) for day in DAYS]
     audit = query(
         data_dir,
         "SELECT partition, status, rows_written FROM ingest_audit.loads ORDER BY partition",
@@ -87,18 +89,56 @@ def test_a_range_run_replaces_each_partition_exactly_and_reruns_are_idempotent(
     assert runs == [(2,)]
 
 
-def test_one_bad_partition_fails_the_whole_range_and_writes_nothing(data_dir: Path) -> None:
+def _break_day(data_dir: Path, day: str) -> None:
+    bad = order_rows(day, 40)
+    bad[5]["amount"] = "-1"
+    write_csv(data_dir / "landing/orders" / f"dt={day}" / "a.csv", bad)
+
+
+def test_one_bad_partition_fails_alone_and_the_others_are_written(data_dir: Path) -> None:
     _land(data_dir)
     spec = orders_spec("landing/orders")
+    _break_day(data_dir, DAYS[3])
+    (data_dir / "landing/orders" / f"dt={DAYS[1]}" / "a.csv").unlink()  # expected, not there
+    result = _run_range(spec, data_dir, DAYS[0], DAYS[4])
+    assert not result.success
+    failure = step_failure(result)
+    assert "2 of 5 partitions failed" in failure and "The other 3 were written" in failure
+    assert "2026-10-04: Dataset 'orders', window [2026-10-04" in failure
+
+    written = [(day, 10 * i, 1) for i, day in enumerate(DAYS, 1) if day not in DAYS[1:4:2]]
+    assert query(data_dir, PER_WINDOW) == written
+    materialized = result.asset_materializations_for_node("orders")
+    assert {m.partition: m.metadata["dagster/row_count"].value for m in materialized} == {
+        day: rows for day, rows, _ in written
+    }
+    schema = {c.partition: c.passed for c in result.get_asset_check_evaluations()
+              if c.check_name == "schema"}  # fmt: skip
+    assert schema == {DAYS[0]: True, DAYS[2]: True, DAYS[3]: False, DAYS[4]: True}
+    audit = query(
+        data_dir, "SELECT partition, status, error FROM ingest_audit.loads ORDER BY partition"
+    )
+    assert [(day, status) for day, status, _ in audit] == [
+        (DAYS[0], "success"), (DAYS[1], "failed"), (DAYS[2], "success"), (DAYS[3], "failed"),
+        (DAYS[4], "success"),
+    ]  # fmt: skip
+    assert "no object" in audit[1][2].lower() or "nothing" in audit[1][2].lower(), audit[1][2]
+    assert "1 of 40 rows failed validation" in audit[3][2]
+
+
+def test_an_atomic_range_fails_whole_on_one_bad_partition_and_writes_nothing(
+    data_dir: Path,
+) -> None:
+    _land(data_dir)
+    spec = orders_spec("landing/orders", load={"range_atomic": True})
     assert _run_range(spec, data_dir, DAYS[0], DAYS[1]).success
     before = query(data_dir, PER_WINDOW)
-    bad = order_rows(DAYS[3], 40)
-    bad[5]["amount"] = "-1"
-    write_csv(data_dir / "landing/orders" / f"dt={DAYS[3]}" / "a.csv", bad)
+    _break_day(data_dir, DAYS[3])
     result = _run_range(spec, data_dir, DAYS[0], DAYS[4])
     assert not result.success
     assert "window [2026-10-04" in step_failure(result)
     assert query(data_dir, PER_WINDOW) == before, "no partition of a failed range is written"
+    assert not result.asset_materializations_for_node("orders")
     failed = query(
         data_dir,
         "SELECT partition, error FROM ingest_audit.loads WHERE status = 'failed' ORDER BY 1",

@@ -58,12 +58,25 @@ class Sensor:
         self.sensor = self.defs.resolve_sensor_def(f"{spec.name}_landing_sensor")
 
     def tick(self, cursor: str | None) -> Any:
+        """One evaluation from ``cursor`` (its run requests checked against the job)."""
         context = dg.build_sensor_context(
             cursor=cursor,
             resources=self.resources,
             repository_def=self.defs.get_repository_def(),
         )
         return self.sensor.evaluate_tick(context)
+
+
+def _partitions(request: dg.RunRequest) -> list[str]:
+    """The partitions a run request loads: its one partition, or its range's."""
+    if request.partition_key:
+        return [request.partition_key]
+    span = request.partition_key_range
+    assert span is not None, request
+    return DAILY.get_partition_keys_in_range(span)
+
+
+DAILY = dg.DailyPartitionsDefinition(start_date="2026-10-01")
 
 
 class Ticker:
@@ -221,8 +234,9 @@ def test_one_tick_over_100000_keys_stops_at_its_budget_and_the_next_tick_continu
 
     second = sensor.tick(first.cursor)
     assert LandingCursor.loads(second.cursor, now=0).after > state.after
-    first_partitions = {r.partition_key for r in first.run_requests}
-    second_partitions = {r.partition_key for r in second.run_requests}
+    first_partitions = {p for r in first.run_requests for p in _partitions(r)}
+    second_partitions = {p for r in second.run_requests for p in _partitions(r)}
+    assert len(first.run_requests) <= 2, "a backlog of days is one range run, not one a day"
     assert min(second_partitions) >= max(first_partitions), "it continued, not restarted"
     assert not {r.run_key for r in first.run_requests} & {r.run_key for r in second.run_requests}
 
@@ -239,17 +253,31 @@ def test_a_repeated_tick_requests_the_same_runs(s3_env: str, bucket: str) -> Non
     sensor = Sensor(_spec(f"s3://{bucket}/orders", settle_seconds=0), _s3_resources(s3_env))
     first = sensor.tick(None)
     again = sensor.tick(None)
-    assert [(r.partition_key, r.run_key) for r in first.run_requests] == [
-        (r.partition_key, r.run_key) for r in again.run_requests
-    ]
-    assert [(r.partition_key, r.tags["ingest/new_objects"]) for r in first.run_requests] == [
-        ("2026-10-01", "1"),
-        ("2026-10-02", "2"),
-        ("2026-10-03", "1"),
-    ]
-    assert first.run_requests[0].tags["ingest/first_new_key"] == "dt=2026-10-01/part-1.csv"
+    assert [r.run_key for r in first.run_requests] == [r.run_key for r in again.run_requests]
+    (request,) = first.run_requests  # three days in a row: one run over their range
+    assert request.partition_key_range == dg.PartitionKeyRange(DAYS[0], DAYS[2])
+    assert request.tags["ingest/new_objects"] == "4"
+    assert request.tags["ingest/first_new_key"] == "dt=2026-10-01/part-1.csv"
     nothing = sensor.tick(first.cursor)
     assert not nothing.run_requests and "1 not matching" in (nothing.skip_message or "")
+
+
+def test_a_backlog_becomes_range_runs_of_consecutive_days_up_to_the_run_size(
+    s3_env: str, bucket: str
+) -> None:
+    landed = [*DAYS[:5], *DAYS[6:8], DAYS[9]]  # a gap on the 6th and the 9th
+    _seed(bucket, [f"orders/dt={day}/part-1.csv" for day in landed])
+    spec = orders_spec(
+        f"s3://{bucket}/orders",
+        trigger={"type": "landing", "settle_seconds": 0},
+        load={"max_partitions_per_run": 3},
+    )
+    requests = Sensor(spec, _s3_resources(s3_env)).tick(None).run_requests
+    assert [_partitions(r) for r in requests] == [
+        DAYS[0:3], DAYS[3:5], DAYS[6:8], [DAYS[9]],
+    ]  # fmt: skip
+    assert sorted(p for r in requests for p in _partitions(r)) == landed
+    assert len({r.run_key for r in requests}) == 4
 
 
 def test_half_written_files_wait_for_the_settle_delay(data_dir: Path) -> None:

@@ -147,5 +147,5 @@ def test_priority_and_pool_reach_the_run_and_the_step() -> None:
     assert asset.op.retry_policy == dg.RetryPolicy(
         max_retries=3, delay=0.01, backoff=dg.Backoff.EXPONENTIAL
     )
-    sql = orders_spec("landing/orders")
-    assert dataset_asset(sql, origin="test").op.pool == "ingest_files"
+    files = orders_spec("landing/orders")  # a pool per folder: a busy one holds no other back
+    assert dataset_asset(files, origin="test").op.pool == "ingest_files_landing_orders"

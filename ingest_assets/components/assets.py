@@ -6,27 +6,27 @@ run's resources, load the partitions' windows, report).
 """
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import dagster as dg
 
 from ingest_assets.components.checks import (
     RECONCILIATION,
-    check_result,
     check_results,
     check_specs,
     reconcile,
     schema_result,
 )
-from ingest_assets.components.metadata import materialization_metadata, range_metadata
+from ingest_assets.components.metadata import materialization_metadata
 from ingest_assets.components.translator import DatasetTranslator, source_kind, source_pool
 from ingest_assets.destinations.base import Destination, ProbesTables
 from ingest_assets.destinations.registry import DESTINATION_KINDS
 from ingest_assets.engine import load_window, load_windows, record_failure
-from ingest_assets.errors import IngestError, ValidationFailed
-from ingest_assets.quality.checks import VOLUME, combine, volume_outcome
+from ingest_assets.errors import IngestError, PartitionsFailed, ValidationFailed
+from ingest_assets.quality.checks import VOLUME, volume_outcome
 from ingest_assets.report import LoadReport
-from ingest_assets.sources.base import Counts, SourceReader
+from ingest_assets.sources.base import Counts, Sessions, SourceReader
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.spec import DatasetSpec
 from ingest_assets.triggers.partitions import partitions_def
@@ -130,27 +130,51 @@ class DatasetLoad:
         windows = [Window(*self.partitions.time_window_for_partition_key(k)) for k in keys]
         try:
             reader = self._open(context, warehouse, keys if loading else [], windows)
-            if not loading:
+            if loading:
+                yield from self._load(context, reader, warehouse, keys, windows, wants)
+            else:
                 yield from self._checks_alone(context, reader, warehouse, wants)
-                return
+        except IngestError as exc:
+            raise _failure(spec, exc) from None
+        except Exception as exc:
+            raise _failure(spec, exc) from exc
+
+    def _load(
+        self,
+        context: dg.AssetExecutionContext,
+        reader: SourceReader,
+        warehouse: Destination,
+        keys: list[str],
+        windows: list[Window],
+        wants: set[str],
+    ) -> Iterator[Any]:
+        """Load the run's windows; report each partition, the failed ones with their checks."""
+        try:
             reports = load_windows(
-                spec,
+                self.spec,
                 windows,
                 reader,
                 warehouse,
                 run_id=context.run.run_id,
                 partitions=keys,
-                salt=_salt(spec),
+                salt=_salt(self.spec),
                 log=context.log,
             )
-            yield self._result(reader, warehouse, keys, reports, wants)
-        except ValidationFailed as exc:
-            yield from check_results(spec, exc.report, wants, key=self.key)
-            raise _failure(spec, exc) from None
-        except IngestError as exc:
-            raise _failure(spec, exc) from None
-        except Exception as exc:
-            raise _failure(spec, exc) from exc
+        except PartitionsFailed as exc:  # the good partitions of the range were written
+            yield from self._partitions(context, reader, warehouse, keys, exc.reports, wants)
+            raise
+        except ValidationFailed as exc:  # nothing was written
+            results = check_results(self.spec, exc.report, wants, key=self.key)
+            if len(keys) > 1:  # an atomic range: the checks are the failed partition's
+                partition = keys[[w.start for w in windows].index(exc.report.window.start)]
+                yield from (_evaluation(result, self.key, partition) for result in results)
+            else:
+                yield from results
+            raise
+        if len(reports) == 1:
+            yield self._result(reader, warehouse, reports[0], wants)
+        else:
+            yield from self._partitions(context, reader, warehouse, keys, reports, wants)
 
     def _open(
         self,
@@ -175,37 +199,70 @@ class DatasetLoad:
             raise
 
     def _result(
+        self, reader: SourceReader, warehouse: Destination, report: LoadReport, wants: set[str]
+    ) -> dg.MaterializeResult:
+        """The materialization of the run's one partition, with its checks' results."""
+        spec, key = self.spec, self.key
+        table = warehouse.describe(spec.destination)
+        uri = warehouse.uri(spec.destination) if isinstance(warehouse, ProbesTables) else None
+        return dg.MaterializeResult(
+            asset_key=key,
+            metadata=materialization_metadata(spec, report, table, uri),
+            check_results=self._checks(reader, warehouse, report, wants),
+        )
+
+    def _checks(
+        self, reader: SourceReader, warehouse: Destination, report: LoadReport, wants: set[str]
+    ) -> list[dg.AssetCheckResult]:
+        """The wanted checks' results for one window (reconciled when it was written)."""
+        results = check_results(self.spec, report, wants, key=self.key)
+        if RECONCILIATION in wants and isinstance(reader, Counts) and report.error is None:
+            windows = [report.window]
+            results.append(reconcile(self.spec, reader, warehouse, windows, [report], key=self.key))
+        return results
+
+    def _partitions(
         self,
+        context: dg.AssetExecutionContext,
         reader: SourceReader,
         warehouse: Destination,
         keys: list[str],
         reports: list[LoadReport],
         wants: set[str],
-    ) -> dg.MaterializeResult:
-        """The materialization of the run's partitions, with their checks' results."""
+    ) -> Iterator[Any]:
+        """A range run's partitions, each with its own materialization and check evaluations.
+
+        A partition's figures and checks are its own, whatever the others of the run did.
+
+        When every partition was written, Dagster records one materialization per partition
+        from the run's result, each with its partition's own figures; when some failed, the
+        written ones are recorded one by one and the step then fails for the others.
+        """
         spec, key = self.spec, self.key
         table = warehouse.describe(spec.destination)
         uri = warehouse.uri(spec.destination) if isinstance(warehouse, ProbesTables) else None
-        if len(reports) == 1:
-            results = check_results(spec, reports[0], wants, key=key)
-            metadata = materialization_metadata(spec, reports[0], table, uri)
-        else:
-            results = [
-                check_result(
-                    spec,
-                    combine(
-                        name, [(k, r.checks[name]) for k, r in zip(keys, reports, strict=True)]
-                    ),
-                    key=key,
+        loaded = [(k, r) for k, r in zip(keys, reports, strict=True) if r.error is None]
+        for partition, report in loaded:
+            metadata = materialization_metadata(spec, report, table, uri)
+            if len(loaded) < len(reports):
+                yield dg.AssetMaterialization(key, partition=partition, metadata=metadata)
+            else:
+                context.add_asset_metadata(metadata, asset_key=key, partition_key=partition)
+        if len(loaded) == len(reports):
+            yield dg.MaterializeResult(asset_key=key, metadata={"partitions_in_run": len(keys)})
+            for name in sorted(wants):  # each check's output, once for the run
+                check_key = dg.AssetCheckKey(key, name)
+                yield dg.Output(
+                    None, context.assets_def.get_output_name_for_asset_check_key(check_key)
                 )
-                for name in reports[0].checks
-                if name in wants
+        # One source connection for every partition's reconciliation.
+        with reader.session() if isinstance(reader, Sessions) else nullcontext():
+            evaluations = [
+                _evaluation(result, key, partition)
+                for partition, report in zip(keys, reports, strict=True)
+                for result in self._checks(reader, warehouse, report, wants)
             ]
-            metadata = range_metadata(spec, keys, reports, table, uri)
-        if RECONCILIATION in wants and isinstance(reader, Counts):
-            windows = [report.window for report in reports]
-            results.append(reconcile(spec, reader, warehouse, windows, reports, key=key))
-        return dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=results)
+        yield from evaluations
 
     def _checks_alone(
         self,
@@ -255,6 +312,16 @@ class DatasetLoad:
 
 def _failure(spec: DatasetSpec, exc: Exception) -> dg.Failure:
     """A failed load as Dagster's failure: retried only when the error is transient."""
+    if isinstance(exc, PartitionsFailed):
+        failed = [r for r in exc.reports if r.error is not None]
+        return dg.Failure(
+            description=str(exc),
+            metadata={
+                "partitions_failed": len(failed),
+                "partitions_written": len(exc.reports) - len(failed),
+            },
+            allow_retries=exc.transient,
+        )
     if isinstance(exc, ValidationFailed):
         return dg.Failure(
             description=str(exc),
@@ -271,6 +338,22 @@ def _failure(spec: DatasetSpec, exc: Exception) -> dg.Failure:
     return dg.Failure(
         description=f"Dataset '{spec.name}': unexpected {type(exc).__name__}: {exc}",
         allow_retries=False,
+    )
+
+
+def _evaluation(
+    result: dg.AssetCheckResult, key: dg.AssetKey, partition: str
+) -> dg.AssetCheckEvaluation:
+    """A check's result as the evaluation of one partition (of a run over several)."""
+    return dg.AssetCheckEvaluation(
+        asset_key=key,
+        check_name=result.check_name or "",
+        passed=result.passed,
+        metadata=result.metadata,
+        severity=result.severity,
+        description=result.description,
+        blocking=True,
+        partition=partition,
     )
 
 

@@ -83,12 +83,13 @@ def schema_outcome(
             f"{quality.max_rejected_fraction:.2%} allowed ({summary.describe(severity='warn')})",
             metadata,
         )
-    if rejected:
+    if rejected:  # within the threshold: the check passes, with its warning on view
         return CheckOutcome(
             SCHEMA,
-            False,
+            True,
             "warn",
-            f"{rejected} rows ({fraction:.2%}) quarantined in {quarantine} "
+            f"Passed with a warning: {rejected} rows ({fraction:.2%}) quarantined in "
+            f"{quarantine}, within the {quality.max_rejected_fraction:.2%} allowed "
             f"({summary.describe(severity='warn')})",
             metadata,
         )

@@ -26,6 +26,11 @@ class LoadSpec(Strict):
         description="Partitions a backfill loads in one run (one read pass and one write "
         "transaction, each partition replaced exactly); 1 gives a run per partition.",
     )
+    range_atomic: bool = Field(
+        default=False,
+        description="A run over several partitions writes all of them or none. By default the "
+        "good partitions are written and only the failing ones fail, each with its reason.",
+    )
     primary_key: list[str] | None = Field(default=None, description="Key columns for 'merge'.")
     order_by: str | None = Field(
         default=None,

@@ -1,5 +1,6 @@
 """The landing sensor: objects that land in a dataset's store request runs of their partitions."""
 
+import hashlib
 import time
 from datetime import UTC, datetime
 
@@ -8,6 +9,7 @@ import dagster as dg
 from ingest_assets.sources.object_store.landing import (
     LandingCursor,
     LandingFeed,
+    LandingRequest,
     LandingScan,
     Lands,
     scan_landing,
@@ -79,9 +81,9 @@ def landing_sensor(
     """The sensor of a dataset with ``trigger: {type: landing}``.
 
     Each tick continues a listing of the dataset's location (see
-    :mod:`ingest_assets.sources.object_store.landing`) and requests one run per partition with
-    new or changed objects; the run key names the object versions, so a repeated tick asks
-    for nothing new.
+    :mod:`ingest_assets.sources.object_store.landing`) and requests runs of the partitions with
+    new or changed objects (consecutive ones share a range run); the run key names the object
+    versions, so a repeated tick asks for nothing new.
     """
     watch = LandingWatch(spec, trigger)
     feed = watch.feed
@@ -100,28 +102,66 @@ def landing_sensor(
     def _sense(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         scan = watch.scan(feed.open_store(context.resources), context.cursor, time.time())
         context.log.info(f"{spec.name}: {scan.describe()}")
-        return _result(spec, scan)
+        return _result(spec, scan, watch.partitions)
 
     return _sense
 
 
-def _result(spec: DatasetSpec, scan: LandingScan) -> dg.SensorResult:
+def _result(
+    spec: DatasetSpec, scan: LandingScan, partitions: dg.TimeWindowPartitionsDefinition
+) -> dg.SensorResult:
+    """The tick's runs: consecutive partitions with new objects share a range run.
+
+    A range holds up to the dataset's ``max_partitions_per_run``: a backlog of days is a few
+    runs, not one a day.
+    """
     cursor = scan.cursor.dumps()
     if not scan.requests:
         return dg.SensorResult(skip_reason=scan.describe(), cursor=cursor)
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(
-                run_key=found.run_key,
-                partition_key=found.partition,
-                tags={
-                    "dagster/priority": str(spec.priority),
-                    "ingest/trigger": "landing",
-                    "ingest/new_objects": str(len(found.versions)),
-                    **({"ingest/first_new_key": found.keys[0][:200]} if found.keys else {}),
-                },
-            )
-            for found in scan.requests
+            _run_request(spec, group) for group in _ranges(scan.requests, partitions, spec)
         ],
         cursor=cursor,
+    )
+
+
+def _ranges(
+    requests: list[LandingRequest], partitions: dg.TimeWindowPartitionsDefinition, spec: DatasetSpec
+) -> list[list[LandingRequest]]:
+    """The requests in partition order, cut into runs of consecutive partitions."""
+    groups: list[list[LandingRequest]] = []
+    for request in sorted(requests, key=lambda r: r.partition):
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and len(groups[-1]) < spec.load.max_partitions_per_run
+            and partitions.get_next_partition_key(last.partition) == request.partition
+        ):
+            groups[-1].append(request)
+        else:
+            groups.append([request])
+    return groups
+
+
+def _run_request(spec: DatasetSpec, group: list[LandingRequest]) -> dg.RunRequest:
+    """One run over a group of consecutive partitions; its key names every object version."""
+    first, last = group[0], group[-1]
+    keys = [key for request in group for key in request.keys]
+    tags = {
+        "dagster/priority": str(spec.priority),
+        "ingest/trigger": "landing",
+        "ingest/new_objects": str(sum(len(request.versions) for request in group)),
+        **({"ingest/first_new_key": keys[0][:200]} if keys else {}),
+    }
+    if len(group) == 1:
+        return dg.RunRequest(run_key=first.run_key, partition_key=first.partition, tags=tags)
+    run_key = hashlib.sha256("\n".join(r.run_key for r in group).encode()).hexdigest()
+    return dg.RunRequest(
+        run_key=f"{first.partition}..{last.partition}:{run_key[:32]}",
+        tags={
+            **tags,
+            "dagster/asset_partition_range_start": first.partition,
+            "dagster/asset_partition_range_end": last.partition,
+        },
     )

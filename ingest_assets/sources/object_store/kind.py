@@ -90,8 +90,10 @@ class ObjectStoreKind(SourceKind[ObjectStoreSource]):
         return {"source": source.location, "key_template": source.key_template}
 
     def pool_key(self, source: ObjectStoreSource) -> str:
-        """One pool per bucket; local files share one."""
-        return "s3_" + split_s3_location(source.location)[0] if source.is_s3 else "files"
+        """One pool per bucket; one per folder of local files (a disk has no quota to share)."""
+        if source.is_s3:
+            return "s3_" + split_s3_location(source.location)[0]
+        return "files_" + source.location.strip("/")
 
     def resource_keys(self, source: ObjectStoreSource) -> set[str]:
         """The S3 resource of an s3:// location."""
