@@ -121,8 +121,11 @@ def _session_processes(session: int) -> list[tuple[int, str]]:
 
 
 @contextmanager
-def run_dagster_dev(tmp_path: Path, **instance_changes: str) -> Iterator[Dagster]:
-    """Start ``dg dev`` with the project's dagster.yaml, with lines replaced as given."""
+def run_dagster_dev(
+    tmp_path: Path, seed_until: str = "2026-11-04", **instance_changes: str
+) -> Iterator[Dagster]:
+    """Start ``dg dev`` with the project's dagster.yaml, with lines replaced as given, over the
+    demo's files up to ``seed_until``."""
     home = tmp_path / "home"
     home.mkdir()
     settings = (PROJECT_ROOT / "dagster.yaml").read_text()
@@ -131,7 +134,7 @@ def run_dagster_dev(tmp_path: Path, **instance_changes: str) -> Iterator[Dagster
         settings = settings.replace(old, new)
     (home / "dagster.yaml").write_text(settings)
     data = tmp_path / "data"
-    seed_demo(data, until=date(2026, 11, 4))
+    seed_demo(data, until=date.fromisoformat(seed_until))
     port = free_port()
     env = {
         **os.environ,
@@ -253,7 +256,7 @@ def test_queued_runs_launch_in_priority_order_and_pool_limits_hold(
 ) -> None:
     """Two run slots, one slot per source pool. Two runs take the slots; three runs of one
     dataset queue behind them with priorities 0, 10 and 5: they are dequeued 10, 5, 0, and no
-    two loads from the local files source (pool ingest_files) ever run at the same time."""
+    two loads from one folder (pool ingest_files_landing_orders) ever run at the same time."""
     changes = {
         "max_concurrent_runs: 3": "max_concurrent_runs: 2",
         "default_limit: 2": "default_limit: 1",
@@ -286,7 +289,7 @@ def test_queued_runs_launch_in_priority_order_and_pool_limits_hold(
         # this machine cannot change which runs the queue holds at its first dequeue.
         with dagster.daemon_paused():
             launch("customers_job", "2026-11-01", 0)  # pool ingest_sql_demo_app_db_url
-            launch("page_views_job", "2026-11-01", 0)  # pool ingest_files
+            launch("page_views_job", "2026-11-01", 0)  # pool ingest_files_landing_web
             by_priority = {
                 p: launch("orders_job", f"2026-11-0{i + 2}", p) for i, p in enumerate([0, 10, 5])
             }
@@ -315,18 +318,17 @@ def test_queued_runs_launch_in_priority_order_and_pool_limits_hold(
         assert [r.run_id for r in started] == [r.run_id for r in expected]
         assert [by_priority[p] for p in (10, 5)] == [r.run_id for r in started[:2]]
 
-        pool = instance.event_log_storage.get_concurrency_info("ingest_files")
+        pool = instance.event_log_storage.get_concurrency_info("ingest_files_landing_orders")
         assert (pool.slot_count, pool.using_default_limit) == (1, True)
         windows = sorted(
             (
-                _event_time(instance, run.run_id, dg.DagsterEventType.STEP_START, step),
-                _event_time(instance, run.run_id, dg.DagsterEventType.STEP_SUCCESS, step),
+                _event_time(instance, run.run_id, dg.DagsterEventType.STEP_START, "orders"),
+                _event_time(instance, run.run_id, dg.DagsterEventType.STEP_SUCCESS, "orders"),
             )
             for run in runs
-            for step in ("orders", "page_views")
-            if run.job_name == f"{step}_job"
+            if run.job_name == "orders_job"
         )
-        assert len(windows) == 4
+        assert len(windows) == 3
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in pairwise(windows))
     finally:
         instance.dispose()
@@ -344,3 +346,98 @@ def _event_time(
         if step is None or e.step_key == step
     ]
     return entry.timestamp
+
+
+PARTITION_STATUSES = """
+query Statuses($path: [String!]!) {
+  assetNodes(assetKeys: [{path: $path}]) {
+    assetPartitionStatuses { ... on TimePartitionStatuses { ranges { status startKey endKey } } }
+  }
+}
+"""
+MATERIALIZATIONS = """
+query Materializations($path: [String!]!) {
+  assetOrError(assetKey: {path: $path}) {
+    ... on Asset { assetMaterializations(limit: 100) { partition metadataEntries {
+      label ... on IntMetadataEntry { intValue } } } }
+  }
+}
+"""
+CHECK_EXECUTIONS = """
+query Executions($path: [String!]!, $check: String!) {
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $check, limit: 100) {
+    partition status evaluation { description severity }
+  }
+}
+"""
+
+
+def _wait_for_backfill(dagster: Dagster, backfill_id: str) -> str:
+    deadline = time.monotonic() + 400
+    status = "REQUESTED"
+    while time.monotonic() < deadline:
+        status = dagster.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"][
+            "status"
+        ]
+        if status not in ("REQUESTED", "CANCELING", "FAILING"):
+            return status
+        time.sleep(2)
+    raise AssertionError(f"backfill still {status}:\n{dagster.log.read_text()[-3000:]}")
+
+
+def test_a_backfill_with_one_bad_day_shows_nine_days_materialized_each_with_its_own_figures(
+    tmp_path: Path,
+) -> None:
+    """Ten days in one run: the day with a negative amount fails alone; the other nine are
+    materialized with their own row counts and their own check evaluations, and the day whose
+    two malformed emails were quarantined (within the threshold) shows a passing check."""
+    days = [f"2026-11-{day:02d}" for day in range(1, 11)]
+    with run_dagster_dev(tmp_path, seed_until="2026-11-10") as dagster:
+        bad = sorted((tmp_path / "data/landing/orders/dt=2026-11-05").glob("*.csv"))[0]
+        lines = bad.read_text().splitlines()
+        header = lines[0].split(",")
+        fields = lines[1].split(",")
+        fields[header.index("amount")] = "-5"
+        bad.write_text("\n".join([lines[0], ",".join(fields), *lines[2:]]) + "\n")
+
+        launched = dagster.graphql(
+            LAUNCH_BACKFILL,
+            {"params": {"partitionNames": days, "assetSelection": [{"path": ["orders"]}]}},
+        )["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        _wait_for_backfill(dagster, launched["backfillId"])
+        runs = dagster.graphql(RUNS)["runsOrError"]["results"]
+        assert len(runs) == 1, runs  # one run over the ten days
+
+        (node,) = dagster.graphql(PARTITION_STATUSES, {"path": ["orders"]})["assetNodes"]
+        ranges = node["assetPartitionStatuses"]["ranges"]
+        assert [(r["status"], r["startKey"], r["endKey"]) for r in ranges] == [
+            ("MATERIALIZED", days[0], days[3]),
+            ("FAILED", days[4], days[4]),
+            ("MATERIALIZED", days[5], days[9]),
+        ]
+
+        loaded = dict(
+            query(
+                tmp_path / "data",
+                "SELECT _ingest_window_start::DATE::VARCHAR, count(*) FROM raw.orders GROUP BY 1",
+            )
+        )
+        events = dagster.graphql(MATERIALIZATIONS, {"path": ["orders"]})["assetOrError"]
+        counts = {
+            event["partition"]: {e["label"]: e.get("intValue") for e in event["metadataEntries"]}
+            for event in events["assetMaterializations"]
+        }
+        assert sorted(counts) == sorted(loaded) and len(loaded) == 9
+        for day, rows in loaded.items():
+            assert counts[day]["dagster/row_count"] == rows, day
+        assert counts["2026-11-03"]["rows_rejected"] == 2
+        assert counts["2026-11-01"]["rows_rejected"] == 0
+
+        executions = dagster.graphql(CHECK_EXECUTIONS, {"path": ["orders"], "check": "schema"})
+        by_day = {e["partition"]: e for e in executions["assetCheckExecutions"]}
+        assert sorted(by_day) == days, "each partition has its own evaluation"
+        assert by_day["2026-11-05"]["status"] == "FAILED"
+        assert {by_day[day]["status"] for day in days if day != "2026-11-05"} == {"SUCCEEDED"}
+        quarantined = by_day["2026-11-03"]["evaluation"]["description"]
+        assert quarantined.startswith("Passed with a warning: 2 rows"), quarantined
