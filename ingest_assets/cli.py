@@ -1,8 +1,8 @@
 """The ``ingest-assets`` command line: onboard datasets (new, check, list) and seed the demo.
 
 Errors are one message with its fix and a non-zero exit code; ``--debug`` adds the traceback.
-Tables fit the terminal and lose their colours when the output is not one; ``--json`` prints
-the same rows for machines.
+Tables fit the terminal, and when the output is a file or a pipe they lose their colours and
+keep each cell on one line; ``--json`` prints the same rows for machines.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 from rich.console import Console
@@ -27,8 +27,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Exit codes.
 OK, FAILED, INVALID = 0, 1, 2
 
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+#: Width of tables written to a file or a pipe: wide enough that no cell wraps (a terminal's own
+#: width is used on a terminal).
+PIPE_WIDTH = 400
+
+
+def _console(stream: TextIO, *, stderr: bool = False) -> Console:
+    width = None if stream.isatty() else PIPE_WIDTH
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+_out = _console(sys.stdout)
+_err = _console(sys.stderr, stderr=True)
 
 
 def _defs_option(function: F) -> F:
@@ -64,7 +74,7 @@ def new(kind: str, name: str, force: bool, defs: Path | None, debug: bool) -> No
     import dagster as dg
 
     from ingest_assets.components.scaffolder import IngestDatasetsScaffolder, ScaffoldParams
-    from ingest_assets.onboarding import defs_root
+    from ingest_assets.declarations import defs_root
     from ingest_assets.sources.registry import SOURCE_KINDS
     from ingest_assets.spec import NAME_PATTERN
 
@@ -103,7 +113,8 @@ def check(datasets: tuple[str, ...], as_json: bool, defs: Path | None, debug: bo
     With DATASETS, only those are probed. Exits 1 when a source fails, 2 when a declaration is
     invalid.
     """
-    from ingest_assets.onboarding import defs_root, load_declared, probe
+    from ingest_assets.declarations import defs_root, load_declared
+    from ingest_assets.onboarding import probe
     from ingest_assets.templates import placeholders
 
     root = (defs or defs_root()).resolve()
@@ -158,7 +169,7 @@ def check(datasets: tuple[str, ...], as_json: bool, defs: Path | None, debug: bo
 @_common
 def list_datasets(as_json: bool, defs: Path | None, debug: bool) -> None:
     """The declared datasets: source, partitions, trigger, SLA and owners."""
-    from ingest_assets.onboarding import describe, load_declared
+    from ingest_assets.declarations import describe, load_declared
 
     rows = [describe(entry) for entry in load_declared(defs)]
     if as_json:

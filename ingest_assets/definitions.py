@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
+from ingest_assets.declarations import load_declared
 from ingest_assets.environment import resources
-from ingest_assets.onboarding import load_declared
 from ingest_assets.triggers.alerts import run_failure_alerts
+
+# Dagster's own repository code rebuilds the checks of assets that carry check specs with a beta
+# parameter (repository_data.get_asset_checks_defs_by_key), warning on every start of the
+# webserver and daemon about a call this project does not make.
+warnings.filterwarnings(
+    "ignore",
+    message="Parameter `execution_type` of function `AssetsDefinition.__init__`",
+    category=dg.BetaWarning,
+)
 
 
 def code_location(defs_folder: Path) -> dg.Definitions:

@@ -17,7 +17,7 @@ from dagster_duckdb import DuckDBResource
 
 from ingest_assets.cli import FAILED, INVALID, OK, main
 from ingest_assets.components.assets import dataset_asset
-from ingest_assets.onboarding import COMPONENT_TYPE, load_declared
+from ingest_assets.declarations import COMPONENT_TYPE, load_declared
 from ingest_assets.templates import render
 from ingest_assets_tests.api_server import ApiState, api_server, make_records
 from ingest_assets_tests.conftest import PG_PASSWORD, csv_bytes, free_port, query, write_csv
@@ -298,6 +298,20 @@ def test_list_shows_source_partitions_trigger_sla_and_owners(
     code, out, _ = run(capsys, "list", "--defs", str(defs))
     assert code == OK and "orders" in out and "schedule" in out and "team:data" in out
     assert "\x1b[" not in out, "no colours when the output is not a terminal"
+
+
+def test_a_listing_piped_to_a_file_keeps_each_dataset_on_one_line(defs: Path) -> None:
+    """The installed command with its output to a pipe (no terminal, no width to fit)."""
+    script = Path(sys.executable).parent / "ingest-assets"
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run(
+        [script, "list"], capture_output=True, text=True, env=env, timeout=120, check=True
+    )
+    rows = [line for line in done.stdout.splitlines() if line.startswith("│ ")]
+    names = sorted(row.split("│")[1].strip() for row in rows)
+    assert names == ["customers", "fx_rates", "orders", "page_views"], done.stdout
+    orders = next(row for row in rows if row.startswith("│ orders "))
+    assert "files landing/orders/dt={date}/*.csv" in orders and "team:commerce" in orders
 
 
 def test_console_script_exit_codes_and_debug_traceback(tmp_path: Path, defs: Path) -> None:

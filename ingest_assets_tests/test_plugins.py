@@ -24,9 +24,10 @@ from ingest_assets.components.assets import dataset_asset
 from ingest_assets.components.datasets import IngestDatasets
 from ingest_assets.components.translator import DatasetTranslator
 from ingest_assets.core import DESTINATION_KINDS, SOURCE_KINDS, DestinationKind, SourceKind
+from ingest_assets.declarations import COMPONENT_TYPE, describe, load_declared
 from ingest_assets.destinations.base import WindowWrite
 from ingest_assets.errors import SpecError
-from ingest_assets.onboarding import COMPONENT_TYPE, describe, load_declared, probe
+from ingest_assets.onboarding import probe
 from ingest_assets.paths import PROJECT_ROOT
 from ingest_assets.sources.base import Chunk, ReadPlan
 from ingest_assets.spec import DatasetSpec, DestinationSpec, LoadSpec
