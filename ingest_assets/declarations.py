@@ -7,8 +7,10 @@ gives the error ``dg check defs`` gives (file, line, key, what is allowed).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -138,51 +140,127 @@ class Declared:
     table_at: str = ""
 
 
-def load_declared(root: Path | None = None) -> list[Declared]:
+def load_declared(root: Path | None = None, *, skip_invalid: bool = False) -> list[Declared]:
     """Every dataset declared under ``root`` (default: the project's defs folder).
+
+    Args:
+        root: The defs folder.
+        skip_invalid: Leave out the files that do not validate instead of failing on them
+            (datasets that collide across files still fail).
 
     Raises:
         SpecError: a declaration is invalid. Each error names the file, line and key the way
             ``dg check defs`` does, e.g. ``attributes.datasets.0.partitioning.cadence at
-            defs/shop/defs.yaml:13``, with what is allowed.
+            defs/shop/defs.yaml:13``, with what is allowed (and the key meant, for a typo).
     """
     root = (root or defs_root()).resolve()
     declared: list[Declared] = []
     errors: list[str] = []
     for path in sorted(root.rglob("defs.yaml")):
-        shown = str(path.relative_to(root.parent))
-        try:
-            parsed = parse_yaml_with_source_position(path.read_text(), shown)
-        except yaml.YAMLError as exc:
-            errors.append(f"{shown}: not valid YAML: {exc}")
-            continue
-        document = parsed.value
-        if not isinstance(document, dict) or not _declares_datasets(document.get("type")):
-            continue
-        attributes = document.get("attributes") or {}
-        try:
-            model = IngestDatasetsModel.model_validate(attributes)
-        except ValidationError as exc:
-            tree = parsed.source_position_tree
-            for error in exc.errors():
-                where = ["attributes", *error["loc"]]
-                position, _ = tree.lookup_closest_and_path(where, None)
-                key = ".".join(str(part) for part in where)
-                errors.append(f"{key} at {position}\n  {error['msg']}")
-            continue
-        tree = parsed.source_position_tree
-        for index, spec in enumerate(model.datasets):
-            where = ["attributes", "datasets", index, "destination", "table"]
-            position, _ = tree.lookup_closest_and_path(where, None)
-            declared.append(Declared(spec, path.relative_to(root), str(position)))
+        found, wrong = read_declaration(path, root)
+        declared += found
+        errors += [] if skip_invalid else wrong
     errors += table_collisions(declared)
     if errors:
-        raise SpecError(
-            "\n".join(errors),
-            fix="Correct the keys named above (the README's dataset reference lists every "
-            "option), then run `ingest-assets check` again.",
-        )
+        raise SpecError("\n".join(errors), fix=FIX)
     return declared
+
+
+#: What to do about an invalid declaration.
+FIX = (
+    "Correct the keys named above (the README's dataset reference lists every option), then "
+    "run `ingest-assets check` again."
+)
+
+
+def read_declaration(
+    path: Path, root: Path, shown: str | None = None
+) -> tuple[list[Declared], list[str]]:
+    """The datasets one ``defs.yaml`` declares, or what is wrong with it (file, line, key).
+
+    A file of another component type declares none and is not wrong.
+
+    Args:
+        path: The ``defs.yaml``.
+        root: The defs folder.
+        shown: The file as errors name it (default: its path from the defs folder's parent).
+    """
+    shown = shown or str(path.relative_to(root.parent))
+    try:
+        parsed = parse_yaml_with_source_position(path.read_text(), shown)
+    except yaml.YAMLError as exc:
+        return [], [f"{shown}: not valid YAML: {exc}"]
+    document = parsed.value
+    if not isinstance(document, dict) or not _declares_datasets(document.get("type")):
+        return [], []
+    tree = parsed.source_position_tree
+    try:
+        model = IngestDatasetsModel.model_validate(document.get("attributes") or {})
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors():
+            where = ["attributes", *_in_document(document.get("attributes"), error["loc"])]
+            position, _ = tree.lookup_closest_and_path(where, None)
+            key = ".".join(str(part) for part in where)
+            errors.append(f"{key} at {position}\n  {error['msg']}{_did_you_mean(error)}")
+        return [], errors
+    declared = []
+    for index, spec in enumerate(model.datasets):
+        where = ["attributes", "datasets", index, "destination", "table"]
+        position, _ = tree.lookup_closest_and_path(where, None)
+        declared.append(Declared(spec, path.relative_to(root), str(position)))
+    return declared, []
+
+
+def _in_document(node: Any, loc: tuple[int | str, ...]) -> list[int | str]:
+    """An error's location as keys of the YAML document.
+
+    Pydantic puts the name of the union member it tried (``object_store``) between a key and
+    its fields; the file has no such key.
+    """
+    path: list[int | str] = []
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part not in node:
+            if part == loc[-1]:
+                path.append(part)  # a missing key: named, though not in the file
+            continue
+        path.append(part)
+        node = _child(node, part)
+    return path
+
+
+def _child(node: Any, part: int | str) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
+
+
+def _did_you_mean(error: Any) -> str:
+    """For a key that is not allowed, the allowed key it most resembles."""
+    if error.get("type") != "extra_forbidden" or not error.get("loc"):
+        return ""
+    meant = difflib.get_close_matches(str(error["loc"][-1]), known_keys(), n=1, cutoff=0.6)
+    return f"; did you mean `{meant[0]}`?" if meant else ""
+
+
+@cache
+def known_keys() -> list[str]:
+    """Every key a datasets file can use, at any depth."""
+    keys: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            keys.update(node.get("properties", {}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(IngestDatasetsModel.model_json_schema())
+    return sorted(keys)
 
 
 def _declares_datasets(type_name: object) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -290,3 +291,52 @@ def test_partitioning_maps_to_dagster_partitions(cadence: str, cls: type) -> Non
     partitions = partitions_def(spec.partitioning)
     assert isinstance(partitions, cls)
     assert partitions.timezone == "Europe/Berlin" and partitions.end_offset == 1
+
+
+def test_a_typo_in_one_file_hides_no_other_dataset_when_served_but_fails_the_checks(
+    tmp_path: Path,
+) -> None:
+    """Served (dg dev, a code server), the broken file is a failed placeholder asset naming the
+    key it meant and the others load; `dg check defs` and `ingest-assets check` refuse it."""
+    project = _project_copy(
+        tmp_path, DEMO_YAML.replace('key_template: "dt={date}', 'key_templat: "dt={date}', 1)
+    )
+    env = {**os.environ, "PYTHONPATH": str(project), "NO_COLOR": "1"}
+    served = subprocess.run(
+        [sys.executable, "-c", SERVED],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert served.returncode == 0, served.stderr
+    keys, description, failure = json.loads(served.stdout.splitlines()[-1])
+    assert "invalid_declaration/landing" in keys and "customers" in keys
+    assert "page_views" not in keys, "the broken file's datasets wait until it is fixed"
+    assert "key_templat at ingest_assets/defs/demo/landing/defs.yaml:12" in description
+    assert "did you mean `key_template`?" in description
+    assert "does not load" in failure
+
+    checked = _dg(project, "check", "defs")
+    assert checked.returncode != 0
+    assert "key_templat" in checked.stdout + checked.stderr
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "ingest-assets"), "check"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert cli.returncode == 2
+    assert "key_templat at defs/demo/landing/defs.yaml:12" in cli.stderr
+    assert "did you mean `key_template`?" in cli.stderr and "Traceback" not in cli.stderr
+
+
+#: Loads the copied project's code location as a code server does, and materializes the
+#: placeholder of its broken file.
+SERVED = """
+import json
+import dagster as dg
+from ingest_assets.definitions import defs
+loaded = defs()
+keys = sorted(key.to_user_string() for key in loaded.resolve_all_asset_keys())
+placeholder = loaded.resolve_assets_def(dg.AssetKey(["invalid_declaration", "landing"]))
+description = placeholder.specs_by_key[placeholder.key].description
+result = dg.materialize([placeholder], raise_on_error=False)
+failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+print(json.dumps([keys, description, failure]))
+"""
