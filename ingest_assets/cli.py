@@ -74,7 +74,7 @@ def new(kind: str, name: str, force: bool, defs: Path | None, debug: bool) -> No
     import dagster as dg
 
     from ingest_assets.components.scaffolder import IngestDatasetsScaffolder, ScaffoldParams
-    from ingest_assets.declarations import defs_root
+    from ingest_assets.declarations import DRAFT, defs_root
     from ingest_assets.sources.registry import SOURCE_KINDS
     from ingest_assets.spec import NAME_PATTERN
 
@@ -86,21 +86,24 @@ def new(kind: str, name: str, force: bool, defs: Path | None, debug: bool) -> No
         known = ", ".join(SOURCE_KINDS.kinds())
         raise click.UsageError(f"'{kind}' is not a source kind; choose one of: {known}.")
     root = defs or defs_root()
-    path = root / name / "defs.yaml"
+    path = root / name / DRAFT
     request = dg.ScaffoldRequest(
         type_name="ingest_assets.components.IngestDatasets",
         target_path=root / name,
         scaffold_format="yaml",
         project_root=None,
-        params=ScaffoldParams(kind=kind, name=name, force=force),
+        params=ScaffoldParams(kind=kind, name=name, force=force, draft=True),
     )
     try:
         IngestDatasetsScaffolder().scaffold(request)
-    except FileExistsError:
-        _err.print(f"{root / name / 'defs.yaml'} exists already; pass --force to overwrite it.")
+    except FileExistsError as exc:
+        _err.print(f"{exc.args[0]} exists already; pass --force to overwrite it.")
         sys.exit(FAILED)
-    _out.print(f"Wrote {path}")
-    _out.print(f'Next: replace every "<placeholder>" in it, then run `ingest-assets check {name}`.')
+    _out.print(f"Wrote {path} (a draft: the running code location ignores it).")
+    _out.print(
+        f'Next: replace every "<placeholder>" in it, then run `ingest-assets check {name}`; '
+        "when the check passes it renames the draft defs.yaml and the dataset appears in Dagster."
+    )
 
 
 @cli.command("check")
@@ -124,7 +127,7 @@ def check(datasets: tuple[str, ...], as_json: bool, defs: Path | None, debug: bo
             _err.print(f"{path.relative_to(root.parent)}:{line}: fill in {text}", markup=False)
         _err.print("Replace every placeholder, then run the check again.")
         sys.exit(INVALID)
-    declared = load_declared(root)
+    declared = load_declared(root, drafts=True)
     known = {entry.spec.name: entry for entry in declared}
     unknown = [name for name in datasets if name not in known]
     if unknown:
@@ -162,6 +165,7 @@ def check(datasets: tuple[str, ...], as_json: bool, defs: Path | None, debug: bo
         _out.print(f"{len(probes) - failed} of {len(probes)} sources answer.")
     if any(not p.ok for p in probes):
         sys.exit(FAILED)
+    _promote(root, declared, chosen)
 
 
 @cli.command("list")
@@ -171,7 +175,7 @@ def list_datasets(as_json: bool, defs: Path | None, debug: bool) -> None:
     """The declared datasets: source, partitions, trigger, SLA and owners."""
     from ingest_assets.declarations import describe, load_declared
 
-    rows = [describe(entry) for entry in load_declared(defs)]
+    rows = [describe(entry) for entry in load_declared(defs, drafts=True)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -201,11 +205,41 @@ def seed_demo_command(until: Any, debug: bool) -> None:
     click.echo(f"demo landing files: {days} new day(s) under {root / 'landing'}")
 
 
+def _promote(root: Path, declared: list[Any], passed: list[Any]) -> None:
+    """Rename each draft whose every dataset passed the check to defs.yaml.
+
+    The code location loads it from then on.
+    """
+    drafts = {entry.file for entry in declared if entry.draft}
+    waiting = {entry.file for entry in declared if entry.draft and entry not in passed}
+    for path in sorted(root / file for file in drafts - waiting):
+        path.rename(path.with_name("defs.yaml"))
+        _err.print(
+            f"{path.relative_to(root.parent)} passed: renamed defs.yaml, the code location "
+            "loads it now (reload it in the UI, or it reloads on its own in `dg dev`).",
+            markup=False,
+        )
+
+
 def _table(columns: list[str]) -> Table:
     table = Table(show_lines=False, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold")
     return table
+
+
+def _read_env_files() -> None:
+    """Read the variables of ``.env`` in the working directory and in the project's root.
+
+    As Dagster's own commands do; a variable already set wins.
+    """
+    from dotenv import load_dotenv
+
+    from ingest_assets.paths import PROJECT_ROOT
+
+    for folder in dict.fromkeys([Path.cwd(), PROJECT_ROOT]):
+        if (folder / ".env").is_file():
+            load_dotenv(folder / ".env", override=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _read_env_files()
     try:
         cli.main(args, prog_name="ingest-assets", standalone_mode=False)
     except click.exceptions.Exit as done:

@@ -116,6 +116,9 @@ def _select_by_tag(node: Any, defs: dict[str, Any]) -> Any:
 on_rebuild(lambda: IngestDatasetsModel.model_rebuild(force=True))
 
 
+#: A declaration still being written (see :func:`ingest_assets.templates.write`).
+DRAFT = "defs.yaml.draft"
+
 #: The component type of a datasets file.
 COMPONENT_TYPE = "ingest_assets.components.IngestDatasets"
 
@@ -139,14 +142,22 @@ class Declared:
     file: Path
     table_at: str = ""
 
+    @property
+    def draft(self) -> bool:
+        """Whether it is declared in a draft (which the code location does not load yet)."""
+        return self.file.name == DRAFT
 
-def load_declared(root: Path | None = None, *, skip_invalid: bool = False) -> list[Declared]:
+
+def load_declared(
+    root: Path | None = None, *, skip_invalid: bool = False, drafts: bool = False
+) -> list[Declared]:
     """Every dataset declared under ``root`` (default: the project's defs folder).
 
     Args:
         root: The defs folder.
         skip_invalid: Leave out the files that do not validate instead of failing on them
             (datasets that collide across files still fail).
+        drafts: Read the drafts (``defs.yaml.draft``) too.
 
     Raises:
         SpecError: a declaration is invalid. Each error names the file, line and key the way
@@ -156,7 +167,8 @@ def load_declared(root: Path | None = None, *, skip_invalid: bool = False) -> li
     root = (root or defs_root()).resolve()
     declared: list[Declared] = []
     errors: list[str] = []
-    for path in sorted(root.rglob("defs.yaml")):
+    paths = [*root.rglob("defs.yaml"), *(root.rglob(DRAFT) if drafts else [])]
+    for path in sorted(paths):
         found, wrong = read_declaration(path, root)
         declared += found
         errors += [] if skip_invalid else wrong

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
 
+from ingest_assets.declarations import DRAFT
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.spec import (
     ColumnSpec,
@@ -40,19 +41,26 @@ def render(kind: str, name: str) -> str:
     source_kind = SOURCE_KINDS.get(kind)
     model, required = source_kind.model, source_kind.template
     shown = {line.split(":")[0].strip() for line in required.splitlines()}
-    return f"""# Dataset {name}, from a {kind.replace("_", " ")} source.
+    spoken = kind.replace("_", " ")
+    article = "an" if spoken[:1] in "aeiou" else "a"
+    return f"""# Dataset {name}, from {article} {spoken} source.
 # Written by `ingest-assets new {kind} {name}`.
 # 1. Replace every "<placeholder>" (the value, quotes included).
 # 2. Run `uv run ingest-assets check {name}`: it validates this file the way `dg check defs`
-#    does and tests that the source answers.
+#    does and tests that the source answers. Written as defs.yaml.draft, the file is ignored
+#    by the code location until the check passes and renames it defs.yaml.
 # 3. Materialize a partition in the UI (`./run dev`).
-# Commented keys are the other options, with their defaults: uncomment to change one.
+# Commented keys are the other options, with their defaults: uncomment to change one (with
+# the section line above it, e.g. "load:", when it is in a section).
 type: ingest_assets.components.IngestDatasets
 attributes:
   datasets:
     - name: {name}
       description: "<what the dataset holds, shown in the UI>"
       owners: ["<team:name or an email>"]
+      # group: ingest  # The asset group in the UI.
+      # priority: 0  # Run priority (dagster/priority): higher runs are launched first.
+      # pool: null  # Concurrency pool of its loads (default: one per source).
       source:
 {required}{_options(model, 8, skip=shown)}
       partitioning:
@@ -65,19 +73,19 @@ attributes:
 {_options(ColumnSpec, 10, skip=set())}
           "<column>": {{dtype: string, nullable: false}}
       destination: {{table: "<schema.table in the warehouse, e.g. raw.{name}>"}}
-      # load:  How windows are written.
+      # load:  # How windows are written.
 {_options(LoadSpec, 8)}
-      # quality:  Dataset-wide gates.
+      # quality:  # Dataset-wide gates.
 {_options(QualitySpec, 8)}
-      # dedup:  One row per key within a window.
+      # dedup:  # One row per key within a window.
 {_options(DedupSpec, 8)}
-      # trigger:  When partitions load: a schedule after each partition closes...
+      # trigger:  # When partitions load: a schedule after each partition closes...
 {_options(ScheduleTrigger, 8)}
-      # trigger:  ...or as objects land (object stores only).
+      # trigger:  # ...or as objects land (object stores only).
 {_options(LandingTrigger, 8)}
-      # sla:  When each partition must have landed.
+      # sla:  # When each partition must have landed.
 {_options(SlaSpec, 8)}
-      # retry:  Dagster's retries of a failed load.
+      # retry:  # Dagster's retries of a failed load.
 {_options(RetrySpec, 8)}
 """
 
@@ -91,19 +99,33 @@ def _options(model: type[BaseModel], indent: int, *, skip: set[str] | None = Non
         if skip is not None and key in skip:
             continue
         description = (field.description or "").replace("\n", " ")
+        choices = _choices(field.annotation)
+        if choices:
+            description = f"{description} One of: {', '.join(choices)}.".strip()
         if field.is_required():
             value: Any = "(required)"
         else:
             value = field.get_default(call_default_factory=True)
         if isinstance(value, BaseModel):
-            lines.append(f"{pad}# {key}:  {description}")
+            lines.append(f"{pad}# {key}:  # {description}")
             nested = _options(type(value), indent + 2)
             lines.append(nested)
             lines += _alternatives(field.annotation, type(value), indent + 2)
             continue
         text = value if value == "(required)" else _yaml(value)
-        lines.append(f"{pad}# {key}: {text}  # {description}")
+        comment = f"  # {description}" if description else ""
+        lines.append(f"{pad}# {key}: {text}{comment}")
     return "\n".join(line for line in lines if line)
+
+
+def _choices(annotation: Any) -> list[str]:
+    """The allowed values of a field typed with ``Literal`` (inside Optional or list too)."""
+    if get_origin(annotation) is Literal:
+        return [str(value) for value in get_args(annotation)]
+    found: list[str] = []
+    for inner in get_args(annotation):
+        found += [value for value in _choices(inner) if value not in found]
+    return found
 
 
 def _alternatives(annotation: Any, chosen: type[BaseModel], indent: int) -> list[str]:
@@ -136,17 +158,34 @@ def _yaml(value: Any) -> str:
     return text.removesuffix("...").strip()
 
 
+
 def write(
-    kind: str, name: str, root: Path, *, force: bool = False, folder: str | None = None
+    kind: str,
+    name: str,
+    root: Path,
+    *,
+    force: bool = False,
+    folder: str | None = None,
+    draft: bool = False,
 ) -> Path:
     """Write the template of a new dataset to ``<root>/<folder or name>/defs.yaml``.
 
+    Args:
+        kind: The source kind.
+        name: The dataset's name.
+        root: The defs folder.
+        force: Overwrite an existing file.
+        folder: The dataset's folder (default: its name).
+        draft: Write ``defs.yaml.draft`` instead, which the code location ignores until
+            ``ingest-assets check`` accepts it.
+
     Raises:
-        FileExistsError: the file exists and ``force`` is false.
+        FileExistsError: the file (or the dataset's defs.yaml) exists and ``force`` is false.
         KeyError: no source kind is called ``kind``.
     """
-    path = root / (folder or name) / "defs.yaml"
-    if path.exists() and not force:
+    target = root / (folder or name)
+    path = target / (DRAFT if draft else "defs.yaml")
+    if not force and (path.exists() or (target / "defs.yaml").exists()):
         raise FileExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(kind, name))
@@ -156,7 +195,7 @@ def write(
 def placeholders(root: Path) -> list[tuple[Path, int, str]]:
     """Placeholders still to be filled in, as (file, line, placeholder), under ``root``."""
     found: list[tuple[Path, int, str]] = []
-    for path in sorted(root.rglob("defs.yaml")):
+    for path in sorted([*root.rglob("defs.yaml"), *root.rglob(DRAFT)]):
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             if line.lstrip().startswith("#"):
                 continue

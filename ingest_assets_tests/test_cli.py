@@ -3,6 +3,7 @@ PostgreSQL and a local HTTP API, healthy and broken."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import boto3
 import dagster as dg
 import pytest
+import yaml
 from dagster_duckdb import DuckDBResource
 
 from ingest_assets.cli import FAILED, INVALID, OK, main
@@ -52,7 +54,8 @@ def fill(path: Path, values: dict[str, str]) -> None:
 def new(capsys: pytest.CaptureFixture[str], defs: Path, kind: str, name: str) -> Path:
     code, out, _ = run(capsys, "new", kind, name, "--defs", str(defs))
     assert code == OK, out
-    return defs / name / "defs.yaml"
+    assert "a draft" in out
+    return defs / name / "defs.yaml.draft"
 
 
 COMMON = {
@@ -99,7 +102,52 @@ def test_new_writes_a_documented_template_that_check_refuses_until_filled(
     assert code == INVALID and "lowercase letters" in err
     code, _, err = run(capsys, "check", "--defs", str(defs))
     assert code == INVALID
-    assert 'defs/from_sql/defs.yaml:16: fill in "<VARIABLE holding the database URL' in err
+    assert 'defs/from_sql/defs.yaml.draft:21: fill in "<VARIABLE holding the database URL' in err
+
+
+SECTION = re.compile(r"^(\s*)# (\w+):  # ")
+
+
+def _enclosing_sections(lines: list[str], index: int, indent: int) -> list[int]:
+    """The commented sections a section is nested in, up to the first uncommented parent."""
+    found = []
+    for i in range(index - 1, -1, -1):
+        line = lines[i]
+        depth = len(line) - len(line.lstrip())
+        if not line.strip() or depth >= indent:
+            continue
+        if not line.lstrip().startswith("#"):
+            break  # an uncommented parent: the section is in place under it
+        match = SECTION.match(line)
+        if match:
+            found.append(i)
+            indent = depth
+    return found
+
+
+@pytest.mark.parametrize("kind", ["object_store", "sql", "rest"])
+def test_every_commented_section_of_a_template_uncomments_to_valid_yaml(kind: str) -> None:
+    """Uncommenting a section line and the first option under it, as the template says, gives
+    a file that parses, with the section in its place and every enum's values listed."""
+    lines = render(kind, "orders").splitlines()
+    sections = [i for i, line in enumerate(lines) if SECTION.match(line)]
+    assert len(sections) >= 8
+    for index in sections:
+        indent = len(SECTION.match(lines[index]).group(1))  # type: ignore[union-attr]
+        child = next(
+            i for i in range(index + 1, len(lines))
+            if lines[i].startswith(" " * (indent + 2) + "# ") and "(required)" not in lines[i]
+        )  # fmt: skip
+        parents = _enclosing_sections(lines, index, indent)
+        edited = list(lines)
+        for i in (*parents, index, child):
+            edited[i] = edited[i].replace("# ", "", 1)
+        document = yaml.safe_load("\n".join(edited))
+        assert isinstance(document["attributes"]["datasets"][0], dict), lines[index]
+    text = "\n".join(lines)
+    assert "One of: string, int32, int64, float32, float64, boolean, date, timestamp." in text
+    assert "One of: replace_window, append, merge, snapshot." in text
+    assert "# group: ingest" in text
 
 
 def test_object_store_templates_pass_check_and_load_and_a_wrong_template_or_bucket_fails(
@@ -124,6 +172,10 @@ def test_object_store_templates_pass_check_and_load_and_a_wrong_template_or_buck
         and f"s3://{bucket}/orders/dt={YESTERDAY}" in rows["in_s3"]["detail"]
     )
     assert all(isinstance(row["latency_ms"], int) for row in rows.values())
+    # The drafts passed: each is now the defs.yaml the code location loads.
+    assert sorted(p.relative_to(defs).as_posix() for p in defs.rglob("defs.yaml*")) == [
+        "in_s3/defs.yaml", "local/defs.yaml",
+    ]  # fmt: skip
 
     # The filled template loads.
     spec = next(d.spec for d in load_declared(defs) if d.spec.name == "local")
@@ -185,6 +237,7 @@ def test_sql_template_checks_the_database_table_and_columns(
     )
     code, rows = checked(capsys, defs)
     assert code == OK and rows["from_pg"]["status"] == "ok", rows
+    path = path.with_name("defs.yaml")  # the draft passed
     spec = load_declared(defs)[0].spec  # the filled template loads
     result = dg.materialize(
         [dataset_asset(spec, origin="test")],
@@ -208,6 +261,16 @@ def test_sql_template_checks_the_database_table_and_columns(
     monkeypatch.delenv("CLI_DB_URL")
     code, rows = checked(capsys, defs)
     assert code == FAILED and "CLI_DB_URL" in rows["from_pg"]["detail"]
+
+    # The variable in a .env file where the command runs, as Dagster reads it.
+    path.write_text(path.read_text().replace("cli.missing", pg_table))
+    (data_dir / ".env").write_text(f"CLI_DB_URL={postgres.url()}\n")
+    monkeypatch.chdir(data_dir)
+    try:
+        code, rows = checked(capsys, defs)
+    finally:
+        os.environ.pop("CLI_DB_URL", None)  # set by the command, not by this test
+    assert code == OK and rows["from_pg"]["status"] == "ok", rows
 
 
 @pytest.fixture
@@ -236,7 +299,7 @@ def test_rest_template_checks_the_first_page_with_the_declared_auth(
         },
     )
     text = path.read_text().replace(
-        "        # auth:  Authentication.\n          # type: none",
+        "        # auth:  # Authentication.\n          # type: none",
         "        auth:\n          type: bearer\n          token_env: CLI_API_TOKEN",
     )
     path.write_text(text)
@@ -259,12 +322,12 @@ def test_bad_yaml_and_bad_values_fail_with_file_line_and_key_and_no_traceback(
     path.write_text(good.replace("cadence: daily", "cadence: daylie"))
     code, out, err = run(capsys, "check", "--defs", str(defs))
     assert code == INVALID and "Traceback" not in out + err
-    assert "attributes.datasets.0.partitioning.cadence at defs/orders/defs.yaml:" in err
+    assert "attributes.datasets.0.partitioning.cadence at defs/orders/defs.yaml.draft:" in err
     assert "'hourly', 'daily', 'weekly' or 'monthly'" in err
 
     path.write_text(good.replace("    - name: orders", "    - name: orders\n   bad: [indent"))
     code, out, err = run(capsys, "check", "--defs", str(defs))
-    assert code == INVALID and "not valid YAML" in err and "defs/orders/defs.yaml" in err
+    assert code == INVALID and "not valid YAML" in err and "defs/orders/defs.yaml.draft" in err
     assert "Traceback" not in out + err
     code, out, err = run(capsys, "list", "--defs", str(defs))
     assert code == INVALID and "not valid YAML" in err
@@ -292,7 +355,7 @@ def test_list_shows_source_partitions_trigger_sla_and_owners(
             "trigger": "schedule +02:00",
             "sla": "by 04:00",
             "owners": "team:data",
-            "file": "orders/defs.yaml",
+            "file": "orders/defs.yaml.draft",
         }
     ]
     code, out, _ = run(capsys, "list", "--defs", str(defs))

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from ingest_assets import definitions
 from ingest_assets.paths import PROJECT_ROOT
 from ingest_assets.spec import DatasetSpec, key_template_granularity
+from ingest_assets.templates import render
 from ingest_assets.triggers.partitions import partitions_def
 from ingest_assets_tests.conftest import orders_spec
 
@@ -301,6 +302,9 @@ def test_a_typo_in_one_file_hides_no_other_dataset_when_served_but_fails_the_che
     project = _project_copy(
         tmp_path, DEMO_YAML.replace('key_template: "dt={date}', 'key_templat: "dt={date}', 1)
     )
+    draft = project / "ingest_assets/defs/orders_v2" / "defs.yaml.draft"
+    draft.parent.mkdir()
+    draft.write_text(render("object_store", "orders_v2"))  # what `ingest-assets new` writes
     env = {**os.environ, "PYTHONPATH": str(project), "NO_COLOR": "1"}
     served = subprocess.run(
         [sys.executable, "-c", SERVED],
@@ -310,6 +314,7 @@ def test_a_typo_in_one_file_hides_no_other_dataset_when_served_but_fails_the_che
     keys, description, failure = json.loads(served.stdout.splitlines()[-1])
     assert "invalid_declaration/landing" in keys and "customers" in keys
     assert "page_views" not in keys, "the broken file's datasets wait until it is fixed"
+    assert not [key for key in keys if "orders_v2" in key], "a draft is not loaded"
     assert "key_templat at ingest_assets/defs/demo/landing/defs.yaml:12" in description
     assert "did you mean `key_template`?" in description
     assert "does not load" in failure
@@ -317,6 +322,13 @@ def test_a_typo_in_one_file_hides_no_other_dataset_when_served_but_fails_the_che
     checked = _dg(project, "check", "defs")
     assert checked.returncode != 0
     assert "key_templat" in checked.stdout + checked.stderr
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "ingest-assets"), "check"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert cli.returncode == 2  # the draft's placeholders first, then the typo
+    assert 'defs/orders_v2/defs.yaml.draft:14: fill in "<what the dataset holds' in cli.stderr
+    draft.unlink()
     cli = subprocess.run(
         [str(Path(sys.executable).parent / "ingest-assets"), "check"],
         cwd=project, env=env, capture_output=True, text=True, timeout=300,

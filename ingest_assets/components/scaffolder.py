@@ -22,6 +22,11 @@ class ScaffoldParams(BaseModel):
         default=None, description="The dataset's name (default: the target folder's name)."
     )
     force: bool = Field(default=False, description="Overwrite an existing defs.yaml.")
+    draft: bool = Field(
+        default=False,
+        description="Write defs.yaml.draft, which the code location ignores until "
+        "`ingest-assets check` accepts it and renames it defs.yaml.",
+    )
 
 
 class IngestDatasetsScaffolder(dg.Scaffolder[ScaffoldParams]):
@@ -42,4 +47,5 @@ class IngestDatasetsScaffolder(dg.Scaffolder[ScaffoldParams]):
             request.target_path.parent,
             force=params.force,
             folder=request.target_path.name,
+            draft=params.draft,
         )
