@@ -65,8 +65,17 @@ def cli() -> None:
 @click.argument("kind")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Overwrite an existing defs.yaml.")
+@click.option(
+    "--from-sample",
+    "sample",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A sample file (CSV, NDJSON, Parquet) whose columns and types to declare.",
+)
 @_common
-def new(kind: str, name: str, force: bool, defs: Path | None, debug: bool) -> None:
+def new(
+    kind: str, name: str, force: bool, sample: Path | None, defs: Path | None, debug: bool
+) -> None:
     """Write a commented defs.yaml for a new dataset NAME read from a KIND source.
 
     KIND is a registered source kind: object_store, sql, rest, or a project's own.
@@ -92,7 +101,13 @@ def new(kind: str, name: str, force: bool, defs: Path | None, debug: bool) -> No
         target_path=root / name,
         scaffold_format="yaml",
         project_root=None,
-        params=ScaffoldParams(kind=kind, name=name, force=force, draft=True),
+        params=ScaffoldParams(
+            kind=kind,
+            name=name,
+            force=force,
+            draft=True,
+            sample=str(sample.resolve()) if sample else None,
+        ),
     )
     try:
         IngestDatasetsScaffolder().scaffold(request)

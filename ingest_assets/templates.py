@@ -7,14 +7,17 @@ pydantic models, so they always match what loading accepts.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+import pyarrow as pa
 import yaml
 from pydantic import BaseModel
 
 from ingest_assets.declarations import DRAFT
+from ingest_assets.errors import SourceError
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.spec import (
     ColumnSpec,
@@ -32,8 +35,14 @@ from ingest_assets.spec import (
 PLACEHOLDER = re.compile(r"\"<[^\"<>]+>\"")
 
 
-def render(kind: str, name: str) -> str:
+def render(kind: str, name: str, columns: dict[str, tuple[str, bool]] | None = None) -> str:
     """The commented ``defs.yaml`` of a new dataset of a source kind.
+
+    Args:
+        kind: The source kind.
+        name: The dataset's name.
+        columns: Columns to declare, each with its type and whether it may be null (inferred
+            from a sample file); default: a placeholder column.
 
     Raises:
         KeyError: no source kind is called ``kind``.
@@ -71,7 +80,7 @@ attributes:
         columns:
           # One entry per column: its type, then rules. Options of a column:
 {_options(ColumnSpec, 10, skip=set())}
-          "<column>": {{dtype: string, nullable: false}}
+{_columns(columns)}
       destination: {{table: "<schema.table in the warehouse, e.g. raw.{name}>"}}
       # load:  # How windows are written.
 {_options(LoadSpec, 8)}
@@ -88,6 +97,74 @@ attributes:
       # retry:  # Dagster's retries of a failed load.
 {_options(RetrySpec, 8)}
 """
+
+
+def _columns(columns: dict[str, tuple[str, bool]] | None) -> str:
+    """The template's column entries: the inferred ones, or a placeholder."""
+    if not columns:
+        return '          "<column>": {dtype: string, nullable: false}'
+    lines = [
+        "          # Inferred from the sample file: check each type and whether it may be null."
+    ]
+    for column, (dtype, nullable) in columns.items():
+        key = _yaml(column)
+        lines.append(f"          {key}: {{dtype: {dtype}, nullable: {str(nullable).lower()}}}")
+    return "\n".join(lines)
+
+
+def infer_columns(sample: Path, source_format: str | None = None) -> dict[str, tuple[str, bool]]:
+    """The columns of a sample file and their logical types, as the reader parses them.
+
+    CSV, NDJSON or Parquet, optionally gzipped; a column with a null in the sample is nullable.
+
+    Raises:
+        SourceError: the file cannot be read or its format told.
+    """
+    from ingest_assets.sources.object_store.formats import read_object
+    from ingest_assets.sources.object_store.spec import CsvOptions, ObjectStoreSource
+
+    source = ObjectStoreSource.model_validate(
+        {"location": str(sample.parent), "key_template": "{date}", "format": source_format}
+    )
+    try:
+        fmt = source.format_for(sample.name)
+    except ValueError as exc:
+        raise SourceError(f"{sample}: {exc}", fix="Pass --format csv, ndjson or parquet.") from None
+    batches = read_object(
+        lambda seekable: sample.open("rb"),
+        fmt,
+        compressed=sample.name.lower().endswith(".gz"),
+        arrow_types={},
+        csv=CsvOptions(),
+        where=f"Sample {sample}",
+    )
+    found: dict[str, tuple[str, bool]] = {}
+    for _, batch in itertools.islice(batches, SAMPLE_BATCHES):
+        for column, values in zip(batch.schema.names, batch.columns, strict=True):
+            dtype = _logical(values.type)
+            before = found.get(column, (dtype, False))
+            merged = before[0] if before[0] == dtype else "string"
+            found[column] = (merged, before[1] or values.null_count > 0)
+    return found
+
+
+#: Batches of a sample file read to infer its columns.
+SAMPLE_BATCHES = 20
+
+
+def _logical(arrow_type: pa.DataType) -> str:
+    """The logical type of an Arrow type the reader inferred."""
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_integer(arrow_type):
+        return "int64"
+    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return "float64"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp"
+    if pa.types.is_date(arrow_type):
+        return "date"
+    return "string"
 
 
 def _options(model: type[BaseModel], indent: int, *, skip: set[str] | None = None) -> str:
@@ -158,7 +235,6 @@ def _yaml(value: Any) -> str:
     return text.removesuffix("...").strip()
 
 
-
 def write(
     kind: str,
     name: str,
@@ -167,6 +243,7 @@ def write(
     force: bool = False,
     folder: str | None = None,
     draft: bool = False,
+    columns: dict[str, tuple[str, bool]] | None = None,
 ) -> Path:
     """Write the template of a new dataset to ``<root>/<folder or name>/defs.yaml``.
 
@@ -178,6 +255,7 @@ def write(
         folder: The dataset's folder (default: its name).
         draft: Write ``defs.yaml.draft`` instead, which the code location ignores until
             ``ingest-assets check`` accepts it.
+        columns: Columns to declare (see :func:`render`).
 
     Raises:
         FileExistsError: the file (or the dataset's defs.yaml) exists and ``force`` is false.
@@ -188,7 +266,7 @@ def write(
     if not force and (path.exists() or (target / "defs.yaml").exists()):
         raise FileExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(kind, name))
+    path.write_text(render(kind, name, columns))
     return path
 
 

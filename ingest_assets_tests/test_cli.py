@@ -204,6 +204,15 @@ def test_object_store_templates_pass_check_and_load_and_a_wrong_template_or_buck
     code, rows = checked(capsys, defs, "local")
     assert list(rows) == ["local"], "named datasets only"
 
+    # The file's header against the declared columns.
+    local.write_text(local.read_text().replace('"day={date}/*.csv"', '"dt={date}/*.csv"'))
+    assert "its columns match" in checked(capsys, defs, "local")[1]["local"]["detail"]
+    local.write_text(local.read_text().replace("order_id:", "order_ref:"))
+    code, rows = checked(capsys, defs, "local")
+    detail = rows["local"]["detail"]
+    assert code == FAILED and "has no column 'order_ref'" in detail, detail
+    assert "(its columns: order_id)" in detail and f"dt={YESTERDAY}/a.csv" in detail
+
 
 @pytest.fixture
 def pg_table(postgres: Postgres, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -408,3 +417,33 @@ def test_dg_scaffold_writes_the_template_ingest_assets_new_writes(tmp_path: Path
     written = (project / "ingest_assets" / "defs" / "shop_orders" / "defs.yaml").read_text()
     assert written == render("sql", "shop_orders")
     assert "kind: sql" in written and 'url_env: "<VARIABLE' in written
+
+
+def test_new_from_a_sample_file_declares_its_columns_and_types_and_the_draft_passes(
+    capsys: pytest.CaptureFixture[str], defs: Path, data_dir: Path
+) -> None:
+    sample = data_dir / "landing" / f"dt={YESTERDAY}" / "a.csv"
+    sample.parent.mkdir(parents=True)
+    sample.write_text(
+        "id,amount,paid,placed_at,note\n"
+        "1,9.5,true,2026-11-01T10:00:00Z,first\n"
+        "2,,false,2026-11-01T11:30:00Z,\n"
+    )
+    code, out, _ = run(
+        capsys, "new", "object_store", "sampled", "--defs", str(defs), "--from-sample", str(sample)
+    )
+    assert code == OK, out
+    path = defs / "sampled" / "defs.yaml.draft"
+    fill(path, {k: v.format(name="sampled") for k, v in COMMON.items()})
+    fill(path, {"s3://bucket": "landing", "keys of one period": '"dt={date}/*.csv"'})
+    code, rows = checked(capsys, defs)
+    assert code == OK and rows["sampled"]["detail"].count("its columns match"), rows
+    (spec,) = [entry.spec for entry in load_declared(defs)]  # the draft passed: defs.yaml now
+    columns = {n: (c.dtype, c.nullable) for n, c in (spec.table_schema.columns or {}).items()}
+    assert columns == {
+        "id": ("int64", False),
+        "amount": ("float64", True),
+        "paid": ("boolean", False),
+        "placed_at": ("timestamp", False),
+        "note": ("string", True),
+    }

@@ -6,10 +6,12 @@ every required key with a ``"<placeholder>"`` value, every option as a comment w
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 from pydantic import BaseModel, Field
 
-from ingest_assets.templates import write
+from ingest_assets.templates import infer_columns, write
 
 
 class ScaffoldParams(BaseModel):
@@ -22,6 +24,11 @@ class ScaffoldParams(BaseModel):
         default=None, description="The dataset's name (default: the target folder's name)."
     )
     force: bool = Field(default=False, description="Overwrite an existing defs.yaml.")
+    sample: str | None = Field(
+        default=None,
+        description="A sample file (CSV, NDJSON, Parquet) whose columns and types the "
+        "template declares.",
+    )
     draft: bool = Field(
         default=False,
         description="Write defs.yaml.draft, which the code location ignores until "
@@ -41,6 +48,7 @@ class IngestDatasetsScaffolder(dg.Scaffolder[ScaffoldParams]):
         """Write the template (FileExistsError if the file exists and ``force`` is not set)."""
         params = request.params or ScaffoldParams()
         name = params.name or request.target_path.name
+        columns = infer_columns(Path(params.sample)) if params.sample else None
         write(
             params.kind,
             name,
@@ -48,4 +56,5 @@ class IngestDatasetsScaffolder(dg.Scaffolder[ScaffoldParams]):
             force=params.force,
             folder=request.target_path.name,
             draft=params.draft,
+            columns=columns,
         )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from ingest_assets.errors import SourceError
 from ingest_assets.paths import data_dir
 from ingest_assets.redaction import register_secret
+from ingest_assets.sources.object_store.formats import read_object
 from ingest_assets.sources.object_store.landing import LandingFeed
 from ingest_assets.sources.object_store.reader import (
     KeyPeriods,
@@ -27,6 +28,7 @@ from ingest_assets.sources.object_store.spec import (
     key_template_granularity,
 )
 from ingest_assets.sources.registry import SOURCE_KINDS, SourceKind, resource
+from ingest_assets.spec.quality import load_model
 from ingest_assets.spec.triggers import LandingTrigger
 from ingest_assets.windows import Window
 
@@ -139,7 +141,51 @@ class ObjectStoreKind(SourceKind[ObjectStoreSource]):
             )
         more = "+" if scanned >= MAX_KEYS else ""
         noun = "object matches" if matched == 1 else "objects match"
-        return f"{matched}{more} {noun}; latest {store.uri(latest)}"
+        found = self._columns(dataset, source, store, latest)
+        return f"{matched}{more} {noun}; latest {store.uri(latest)}{found}"
+
+    def _columns(
+        self, dataset: DatasetSpec, source: ObjectStoreSource, store: ObjectStore, key: str
+    ) -> str:
+        """Compare the latest object's columns (header, fields or schema) with the declared ones.
+
+        A declared column it lacks fails unless nullable; columns beyond them are named.
+        """
+        declared = declared_columns(dataset)
+        uri = store.uri(key)
+        try:
+            fmt = source.format_for(key)
+        except ValueError as exc:
+            raise SourceError(
+                f"Dataset '{dataset.name}': {exc}", fix="Set source.format."
+            ) from None
+        with store_errors(dataset.name, source.location):
+            batches = read_object(
+                lambda seekable: store.open(key, seekable=seekable),
+                fmt,
+                compressed=key.lower().endswith(".gz"),
+                arrow_types={},
+                csv=source.csv,
+                where=f"Dataset '{dataset.name}', object {uri}",
+            )
+            first = next(iter(batches), None)
+        if first is None:
+            return "; its first object holds no rows"
+        names = first[1].schema.names
+        missing = [column for column in declared if column not in names]
+        required = [column for column in missing if not declared[column]]
+        if required:
+            raise SourceError(
+                f"Dataset '{dataset.name}': {uri} has no column "
+                f"{', '.join(map(repr, required))}, which the schema declares not nullable "
+                f"(its columns: {', '.join(names)}).",
+                fix="Correct the column names under schema.columns to the file's (the header, "
+                "the JSON fields or the Parquet schema), or declare the column nullable.",
+            )
+        notes = [f"missing, loaded as null: {', '.join(missing)}"] if missing else []
+        extra = [name for name in names if name not in declared]
+        notes += [f"not declared, not loaded: {', '.join(extra)}"] if extra else []
+        return f"; its columns: {'; '.join(notes)}" if notes else "; its columns match"
 
     def landing(self, dataset: DatasetSpec, source: ObjectStoreSource) -> LandingFeed:
         """What a landing sensor watches: the store's keys under the template's prefix."""
@@ -149,6 +195,15 @@ class ObjectStoreKind(SourceKind[ObjectStoreSource]):
             resource_keys=self.resource_keys(source),
             open_store=lambda resources: self.store(source, resources),
         )
+
+
+def declared_columns(dataset: DatasetSpec) -> dict[str, bool]:
+    """The declared columns, each with whether it may be null (inline, or the model's)."""
+    columns = dataset.table_schema.columns
+    if columns is not None:
+        return {name: column.nullable for name, column in columns.items()}
+    model = load_model(dataset.table_schema.model or "")
+    return {str(name): bool(column.nullable) for name, column in model.to_schema().columns.items()}
 
 
 SOURCE_KINDS.register(ObjectStoreKind())
