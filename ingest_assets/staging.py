@@ -215,7 +215,7 @@ class Stage:
                 [self._files],
             ).fetchall()
             for value, count, object_uri in rows:
-                summary.add(Failure(column, "field_uniqueness", value, object_uri, None), count)
+                summary.add(Failure(column, "unique: true", value, object_uri, None), count)
                 summary.rows_failed += count
 
 

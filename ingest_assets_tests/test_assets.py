@@ -168,11 +168,11 @@ def test_bad_rows_fail_the_blocking_check_and_stop_downstream(data_dir: Path) ->
     assert quantity == [
         {
             "column": "quantity",
-            "rule": "coerce_dtype('int64')",
+            "rule": "dtype: int64",
             "severity": "error",
             "value": "many",
             "object": str(landing / "dt=2026-10-02" / "part-1.csv"),
-            "row": 6,
+            "line": 7,  # the file's line: the header is line 1
         }
     ]
     message = step_failure(result)
@@ -187,7 +187,7 @@ def test_duplicate_keys_across_files_fail_the_check(data_dir: Path) -> None:
     result = materialize(orders_spec("landing/orders"), "2026-10-02", data_dir)
     assert not result.success
     check = check_named(result, "schema")
-    assert check.metadata["failures_by_rule"].value == {"order_id: field_uniqueness": 4}
+    assert check.metadata["failures_by_rule"].value == {"order_id: unique: true": 4}
 
 
 @pytest.mark.parametrize(

@@ -204,8 +204,8 @@ def test_gathering_small_files_into_one_batch_keeps_every_row_and_where_it_came_
     written, _, loaded, quarantined = results[1]
     assert written == 174 and len(loaded) == 174
     assert [(Path(obj).name, row) for _, obj, row in quarantined] == [
-        (f"part-{part}.csv", part + 1) for part in range(6)
-    ]
+        (f"part-{part}.csv", part + 2) for part in range(6)
+    ]  # each file's line (after its header)
     with DuckDBWarehouse(
         duckdb_connector(tmp_path / f"{engine.GATHER_ROWS}.duckdb"), "w"
     ).connect() as conn:

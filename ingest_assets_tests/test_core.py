@@ -81,7 +81,8 @@ def test_value_that_does_not_convert_deep_in_a_large_csv_is_reported_with_its_ro
     assert report.rows_read == 80_000, "the fallback must not read rows twice"
     assert report.validation.rows_failed == 1
     (failure,) = report.validation.sample
-    assert (failure.column, failure.value, failure.row) == ("quantity", "seven", 70_001)
+    # The 70,001st row, on line 70,002 of the file (after the header).
+    assert (failure.column, failure.value, failure.row) == ("quantity", "seven", 70_002)
 
 
 def test_load_window_runs_without_dagster_and_reports_what_it_did(tmp_path: Path) -> None:

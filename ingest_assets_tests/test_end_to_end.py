@@ -218,7 +218,7 @@ def test_backfill_of_three_partitions_through_graphql_lands_rows_in_duckdb_in_on
     # The third day's two malformed emails are quarantined (a warn rule); the rest loads.
     assert counts == [("2026-11-01", 240, 1), ("2026-11-02", 240, 1), ("2026-11-03", 238, 1)]
     assert query(data, "SELECT _ingest_rule, count(*) FROM raw.orders__rejected GROUP BY 1") == [
-        ("email", 2)
+        ("email: true", 2)  # the rule as the YAML declares it
     ]
     emails = query(
         data,

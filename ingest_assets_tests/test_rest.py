@@ -324,7 +324,7 @@ def test_schema_drift_fails_validation_with_counts(
     result = load(spec, data_dir)
     assert not result.success
     check = check_named(result, "schema")
-    assert check.metadata["failures_by_rule"].value == {"amount: coerce_dtype('float64')": 50}
+    assert check.metadata["failures_by_rule"].value == {"amount: dtype: float64": 50}
 
 
 def test_nested_objects_flatten_to_columns(api: tuple[str, ApiState], data_dir: Path) -> None:

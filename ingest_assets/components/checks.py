@@ -23,7 +23,7 @@ _SAMPLE_COLUMNS = [
     dg.TableColumn("severity", "string"),
     dg.TableColumn("value", "string"),
     dg.TableColumn("object", "string"),
-    dg.TableColumn("row", "int"),
+    dg.TableColumn("line", "int"),
 ]
 
 
@@ -148,7 +148,7 @@ def schema_result(
                         "severity": failure.severity,
                         "value": None if failure.value is None else str(failure.value)[:200],
                         "object": failure.object,
-                        "row": failure.row,
+                        "line": failure.row,
                     }
                 )
                 for failure in summary.sample

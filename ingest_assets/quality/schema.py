@@ -2,9 +2,10 @@
 
 A dataset's schema is declared inline in YAML or given as a pandera ``DataFrameModel``; both end
 up as one ``pandera.DataFrameSchema``. Each batch is first coerced to the declared types with
-vectorised pandas conversions (values that do not convert are failures of the ``coerce_dtype``
-rule, like any other rule), then validated lazily, so that every failure of the batch is
-collected. Uniqueness is checked over the whole window after staging, not per batch.
+vectorised pandas conversions (values that do not convert are failures of the ``dtype`` rule,
+like any other rule), then validated lazily, so that every failure of the batch is collected.
+Each failure names its rule as the YAML declares it (``ge: 0``, ``dtype: int64``). Uniqueness
+is checked over the whole window after staging, not per batch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as arrow
+import yaml
 from pandera.errors import SchemaError, SchemaErrors
 
 from ingest_assets.quality.masking import mask_values
@@ -91,22 +93,49 @@ def custom_check(reference: str) -> pa.Check:
 
 
 def _checks(group: ColumnChecks) -> list[pa.Check]:
+    """A column's rule group as pandera checks, each failing under its YAML name (``ge: 0``)."""
     checks: list[pa.Check] = []
-    for name, value in (("ge", group.ge), ("gt", group.gt), ("le", group.le), ("lt", group.lt)):
+    builtin = {
+        "ge": pa.Check.ge, "gt": pa.Check.gt, "le": pa.Check.le, "lt": pa.Check.lt,
+        "isin": pa.Check.isin, "notin": pa.Check.notin, "regex": pa.Check.str_matches,
+    }  # fmt: skip
+    for name, make in builtin.items():
+        value = getattr(group, name)
         if value is not None:
-            checks.append(getattr(pa.Check, name)(value))
-    if group.isin is not None:
-        checks.append(pa.Check.isin(group.isin))
-    if group.notin is not None:
-        checks.append(pa.Check.notin(group.notin))
-    if group.regex is not None:
-        checks.append(pa.Check.str_matches(group.regex))
+            checks.append(make(value, name=name, error=rule_name(name, value)))
     if group.email:
-        checks.append(pa.Check(lambda values: values.str.fullmatch(EMAIL_PATTERN), name="email"))
+        checks.append(
+            pa.Check(
+                lambda values: values.str.fullmatch(EMAIL_PATTERN),
+                name="email",
+                error=rule_name("email", True),
+            )
+        )
     if group.str_length is not None:
-        checks.append(pa.Check.str_length(group.str_length.min, group.str_length.max))
+        bounds = group.str_length.model_dump(exclude_none=True)
+        checks.append(
+            pa.Check.str_length(
+                group.str_length.min,
+                group.str_length.max,
+                name="str_length",
+                error=rule_name("str_length", bounds),
+            )
+        )
     checks.extend(custom_check(reference) for reference in group.custom)
     return checks
+
+
+def rule_name(key: str, value: Any) -> str:
+    """A rule as the YAML declares it: ``ge: 0``, ``isin: [EUR, USD]``, ``dtype: int64``."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    shown = yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False).strip()
+    shown = shown.removesuffix("...").strip()
+    return f"{key}: {shown if len(shown) <= 80 else shown[:77] + '...'}"
+
+
+#: pandera's names of the rules it checks itself, as the YAML declares them.
+_PANDERA_RULES = {"not_nullable": "nullable: false", "field_uniqueness": "unique: true"}
 
 
 def build_rule_schemas(
@@ -374,7 +403,7 @@ class ValidationSummary:
         """A short human summary: the most frequent failures first."""
         counts = self.by_rule(severity)
         parts = [
-            f"{column}: {count} x {check}" for (column, check), count in counts.most_common(limit)
+            f"{column} ({check}) x {count}" for (column, check), count in counts.most_common(limit)
         ]
         more = len(counts) - limit
         return "; ".join(parts) + (f"; and {more} more rules" if more > 0 else "")
@@ -495,7 +524,9 @@ class BatchValidator:
             coerced_away.add((name, index))
             obj, row = origins.locate(index)
             severity = self.severity.get(name, "error")
-            failures.append((index, Failure(name, "encoding('utf-8')", shown, obj, row, severity)))
+            failures.append(
+                (index, Failure(name, rule_name("encoding", "utf-8"), shown, obj, row, severity))
+            )
         self._coerce(frame, batch, origins, failures, coerced_away)
         # Rules run on the rows whose values all converted: a value that did not convert is
         # already a failure, and a frame-level rule would see a null where the row had a value.
@@ -549,7 +580,7 @@ class BatchValidator:
                 obj, row = origins.locate(int(index))
                 failure = Failure(
                     name,
-                    f"coerce_dtype('{logical}')",
+                    rule_name("dtype", logical),
                     _plain(original[index]),
                     obj,
                     row,
@@ -619,7 +650,7 @@ class BatchValidator:
                 column, case["failure_case"] = "<table>", None
             if index is not None and (column, index) in coerced_away:
                 continue  # already reported as a value that does not convert
-            check = str(case["check"])
+            check = _PANDERA_RULES.get(str(case["check"]), str(case["check"]))
             if check == "column_in_dataframe":
                 column = str(case["failure_case"])
                 check = "column missing"

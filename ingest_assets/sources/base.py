@@ -22,7 +22,8 @@ class Chunk:
     Attributes:
         batch: The rows.
         origin: The object URI or table the rows were read from (no secrets).
-        first_row: 1-based row number of the batch's first row within its origin.
+        first_row: The line (row, for Parquet) of the batch's first row in its origin, 1-based,
+            as parse errors number lines (a CSV's header counts).
         period_start: Start of the period the rows were read for; stored with each row so that a
             window's rows can be replaced exactly.
     """
@@ -44,7 +45,7 @@ class Origins:
     Attributes:
         offsets: Position in the batch of each run's first row, ascending, starting at 0.
         origins: Each run's object URI or table.
-        first_rows: Each run's 1-based row number of its first row within its origin.
+        first_rows: Each run's line (row) number of its first row within its origin.
         rows: The batch's number of rows.
     """
 

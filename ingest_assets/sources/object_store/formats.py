@@ -115,7 +115,10 @@ def read_object(
     csv: CsvOptions,
     where: str,
 ) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """Stream one object's rows as ``(first_row_number, batch)``.
+    """Stream one object's rows as ``(first_line, batch)``.
+
+    Rows are numbered by their line in the file (CSV, NDJSON; a CSV's header and skipped lines
+    count) or their row in it (Parquet), the same numbers parse errors give.
 
     Args:
         open_object: Called with ``seekable`` to open the object as a binary file.
@@ -151,11 +154,14 @@ def _read_text(
     """CSV or NDJSON: typed while parsing, or from the failing batch on as text (or bytes)."""
     reader = _read_csv if fmt == "csv" else _read_ndjson
     types = _parse_types(arrow_types)
+    # Rows are numbered by their line in the file, as parse errors are: a CSV's first row
+    # follows its skipped lines and its header.
+    lines_before = csv.skip_rows + int(csv.header) if fmt == "csv" else 0
     emitted = 0
     while True:
         try:
             for batch in reader(open_object, compressed, types, csv, where, emitted):
-                yield emitted + 1, batch
+                yield lines_before + emitted + 1, batch
                 emitted += batch.num_rows
             return
         except _ConversionFailed as failed:
