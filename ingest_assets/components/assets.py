@@ -311,34 +311,30 @@ class DatasetLoad:
 
 
 def _failure(spec: DatasetSpec, exc: Exception) -> dg.Failure:
-    """A failed load as Dagster's failure: retried only when the error is transient."""
-    if isinstance(exc, PartitionsFailed):
-        failed = [r for r in exc.reports if r.error is not None]
+    """A failed load as Dagster's failure: retried only when the error is transient.
+
+    The fix is also a metadata entry of its own, shown beside the message in the run's log
+    rather than after the stack trace Dagster attaches.
+    """
+    if not isinstance(exc, IngestError):  # a defect, not a transient fault: not retried
         return dg.Failure(
-            description=str(exc),
-            metadata={
-                "partitions_failed": len(failed),
-                "partitions_written": len(exc.reports) - len(failed),
-            },
-            allow_retries=exc.transient,
-        )
-    if isinstance(exc, ValidationFailed):
-        return dg.Failure(
-            description=str(exc),
-            metadata={
-                "rows_read": exc.report.rows_read,
-                "rows_failed": exc.report.validation.rows_failed,
-                "rows_rejected": exc.report.rows_rejected,
-            },
+            description=f"Dataset '{spec.name}': unexpected {type(exc).__name__}: {exc}",
             allow_retries=False,
         )
-    if isinstance(exc, IngestError):
-        return dg.Failure(description=str(exc), allow_retries=exc.transient)
-    # Anything unforeseen is a defect, not a transient fault: do not retry it.
-    return dg.Failure(
-        description=f"Dataset '{spec.name}': unexpected {type(exc).__name__}: {exc}",
-        allow_retries=False,
-    )
+    metadata: dict[str, Any] = {"error": exc.message, **({"fix": exc.fix} if exc.fix else {})}
+    if isinstance(exc, PartitionsFailed):
+        failed = [r for r in exc.reports if r.error is not None]
+        metadata |= {
+            "partitions_failed": len(failed),
+            "partitions_written": len(exc.reports) - len(failed),
+        }
+    elif isinstance(exc, ValidationFailed):
+        metadata |= {
+            "rows_read": exc.report.rows_read,
+            "rows_failed": exc.report.validation.rows_failed,
+            "rows_rejected": exc.report.rows_rejected,
+        }
+    return dg.Failure(description=str(exc), metadata=metadata, allow_retries=exc.transient)
 
 
 def _evaluation(

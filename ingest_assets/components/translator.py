@@ -19,9 +19,9 @@ import dagster as dg
 import pyarrow as pa
 
 from ingest_assets.destinations.registry import DESTINATION_KINDS
-from ingest_assets.quality.schema import BatchValidator
+from ingest_assets.quality.schema import BatchValidator, rule_name
 from ingest_assets.sources.registry import SOURCE_KINDS
-from ingest_assets.spec import DatasetSpec
+from ingest_assets.spec import ColumnSpec, DatasetSpec
 from ingest_assets.triggers.freshness import freshness_policy
 
 
@@ -45,11 +45,27 @@ def table_schema(schema: pa.Schema, spec: DatasetSpec) -> dg.TableSchema:
                 constraints=dg.TableColumnConstraints(
                     nullable=column.nullable if column else True,
                     unique=column.unique if column else False,
+                    other=column_rules(column) if column else [],
                 ),
                 tags=tags,
             )
         )
     return dg.TableSchema(columns=columns)
+
+
+def column_rules(column: ColumnSpec) -> list[str]:
+    """A column's declared rules as the YAML writes them (``ge: 0``, ``email: true (warn)``).
+
+    Shown with the column's constraints in the UI; a rule of severity warn says so.
+    """
+    rules = [rule_name("dtype", column.dtype)]
+    groups = column.checks if isinstance(column.checks, list) else [column.checks]
+    for group in groups:
+        severity = group.severity or column.severity
+        suffix = " (warn)" if severity == "warn" else ""
+        for key, value in group.model_dump(exclude_defaults=True, exclude={"severity"}).items():
+            rules.append(rule_name(key, value) + suffix)
+    return rules
 
 
 def source_kind(spec: DatasetSpec) -> str:

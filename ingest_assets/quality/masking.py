@@ -48,3 +48,22 @@ def mask_values(values: pd.Series, method: Mask, salt: str | None) -> pd.Series:
         dtype=pd.StringDtype(),
     )
     return masked
+
+
+#: Characters of a value's shape shown at most.
+SHAPE_LENGTH = 40
+
+
+def value_shape(value: str) -> str:
+    """What a masked value that broke a rule looked like, without the value itself.
+
+    Letters become ``a`` (``A`` uppercase), digits ``9``; punctuation, spaces and ``@`` stay, so
+    ``jane.doe@example`` reads ``aaaa.aaa@aaaaaaa`` and a value without ``@`` shows it has none.
+    """
+    shape = "".join(
+        ("A" if char.isupper() else "a") if char.isalpha() else "9" if char.isdigit() else char
+        for char in value[:SHAPE_LENGTH]
+    )
+    return f"shape {shape}" + (
+        f"... ({len(value)} characters)" if len(value) > SHAPE_LENGTH else ""
+    )

@@ -23,7 +23,7 @@ import pyarrow as arrow
 import yaml
 from pandera.errors import SchemaError, SchemaErrors
 
-from ingest_assets.quality.masking import mask_values
+from ingest_assets.quality.masking import mask_values, value_shape
 from ingest_assets.sources.base import Origins
 from ingest_assets.spec import (
     RESERVED_PREFIX,
@@ -660,13 +660,9 @@ class BatchValidator:
         return frame
 
     def _masked_failure(self, failure: Failure) -> Failure:
+        """A failure of a masked column shows the value's shape, never the value."""
         if failure.column in self.masks and failure.value is not None:
-            value = mask_values(
-                pd.Series([str(failure.value)], dtype=pd.StringDtype()),
-                self.masks[failure.column],
-                self.salt,
-            )[0]
-            return dataclasses.replace(failure, value=value)
+            return dataclasses.replace(failure, value=value_shape(str(failure.value)))
         return failure
 
     def _mask(self, frame: pd.DataFrame) -> pd.DataFrame:
