@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from ingest_assets.declarations import DRAFT
 from ingest_assets.errors import SourceError
+from ingest_assets.quality.schema import type_family
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.spec import (
     ColumnSpec,
@@ -153,18 +154,13 @@ SAMPLE_BATCHES = 20
 
 
 def _logical(arrow_type: pa.DataType) -> str:
-    """The logical type of an Arrow type the reader inferred."""
-    if pa.types.is_boolean(arrow_type):
-        return "boolean"
-    if pa.types.is_integer(arrow_type):
-        return "int64"
-    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "float64"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp"
-    if pa.types.is_date(arrow_type):
-        return "date"
-    return "string"
+    """The logical type of an Arrow type the reader inferred (text for anything else)."""
+    family = type_family(arrow_type)
+    return (
+        {"integer": "int64", "float": "float64"}.get(family or "", family or "string")
+        if (family in ("integer", "float", "boolean", "timestamp", "date"))
+        else "string"
+    )
 
 
 def _options(model: type[BaseModel], indent: int, *, skip: set[str] | None = None) -> str:

@@ -5,7 +5,7 @@ amount: the UI should show nine days materialized with their own row counts, one
 reason, each day's checks, and the quarantined day's passing check with its warning. The script
 starts ``dg dev`` on a free loopback port over a throwaway home and data folder, launches the
 backfill over GraphQL, waits for it, and photographs the asset page, the failed partition, its
-checks, the backfill and the plots.
+checks, the backfill and the events with their plots.
 
 Usage (Debian's ``chromium`` package installed)::
 
@@ -104,7 +104,7 @@ def _photograph(browser: str, url: str, out: Path) -> None:
     """One page, rendered once its data has loaded (virtual time waits for pending fetches)."""
     subprocess.run(
         [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         "--window-size=1500,1000", "--virtual-time-budget=25000",
+         "--window-size=1500,1000", "--virtual-time-budget=40000",
          "--run-all-compositor-stages-before-draw", f"--screenshot={out}", url],
         check=True, capture_output=True, timeout=180,
     )  # fmt: skip
@@ -121,6 +121,8 @@ def main(out: Path) -> None:
     home, data = root / "home", root / "data"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    (home / ".nux").mkdir()  # the first-visit dialog, seen: it would cover every page
+    (home / ".nux" / "nux.yaml").write_text("seen: 1\n")
     seed_demo(data, until=date.fromisoformat(DAYS[-1]))
     _break_a_day(data)
     port = _free_port()
@@ -147,8 +149,8 @@ def main(out: Path) -> None:
             "quarantined_day": f"{url}/assets/orders?view=partitions&partition=2026-11-03",
             "checks": f"{url}/assets/orders?view=checks",
             "failed_check": f"{url}/assets/orders?view=checks&checkDetail=schema",
-            "backfill": f"{url}/runs/b/{backfill_id}?tab=partitions",
-            "plots": f"{url}/assets/orders?view=plots",
+            "backfill": f"{url}/runs/b/{backfill_id}",
+            "events_and_plots": f"{url}/assets/orders?view=events",
         }
         for name, page in pages.items():
             _photograph(browser, page, out / f"{name}.png")

@@ -315,7 +315,11 @@ class DriftReport:
                 self.retyped[source_field.name] = (logical, str(source_field.type))
 
 
-def _family(dtype: arrow.DataType) -> str | None:
+def type_family(dtype: arrow.DataType) -> str | None:
+    """The family of a source's Arrow type: integer, float, boolean, timestamp or date.
+
+    None for text or nulls, which any declared type may be parsed from.
+    """
     if (
         arrow.types.is_null(dtype)
         or arrow.types.is_string(dtype)
@@ -348,7 +352,7 @@ _ACCEPTS = {
 
 
 def _compatible(logical: str, dtype: arrow.DataType) -> bool:
-    family = _family(dtype)
+    family = type_family(dtype)
     return family is None or family in _ACCEPTS.get(logical, {family})
 
 
