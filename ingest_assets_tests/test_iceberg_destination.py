@@ -14,6 +14,7 @@ import dagster as dg
 import duckdb
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NoSuchTableError
 
 from ingest_assets.components.assets import dataset_asset
 from ingest_assets.destinations.iceberg.warehouse import s3_properties
@@ -146,3 +147,35 @@ def test_the_asset_shows_the_iceberg_table(data_dir: Path) -> None:
     assert str(materialization.metadata["dagster/uri"].value).endswith("lake/raw.db/orders")
     answer = probe(_spec(), now=datetime(2026, 10, 2, 12, tzinfo=UTC))  # ingest-assets check
     assert answer.ok and answer.detail.endswith("raw.orders holds 40 rows"), answer.detail
+
+
+def test_first_loads_racing_to_create_the_namespace_and_table_both_land(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two first loads on a fresh catalog: each checks that the namespace and the table are
+    absent, the other creates them first, and its own insert conflicts. The load that lost
+    the race writes on top of what the other created."""
+    drop_days(data_dir)
+    load_days(_spec(), DAYS[:1])  # the other writer: namespace, table and audit table exist
+    lost: list[str] = []
+    real_exists, real_load = SqlCatalog.namespace_exists, SqlCatalog.load_table
+
+    def stale_exists(self: SqlCatalog, namespace: Any) -> bool:
+        if "namespace" not in lost:  # what a writer saw just before the other's insert
+            lost.append("namespace")
+            return False
+        return real_exists(self, namespace)
+
+    def stale_load(self: SqlCatalog, identifier: Any) -> Any:
+        if "table" not in lost and tuple(identifier) == ("raw", "orders"):
+            lost.append("table")
+            raise NoSuchTableError("raw.orders")  # it was absent a moment before
+        return real_load(self, identifier)
+
+    monkeypatch.setattr(SqlCatalog, "namespace_exists", stale_exists)
+    monkeypatch.setattr(SqlCatalog, "load_table", stale_load)
+    load_days(_spec(), DAYS[1:2])
+    assert lost == ["table", "namespace"], "the race was run"
+    days = {row[5].date().isoformat() for row in _table_rows(data_dir, "lake", "raw.orders")}
+    assert days == set(DAYS[:2])
+    assert len(_table_rows(data_dir, "lake", "raw.orders")) == 2 * PER_DAY

@@ -27,7 +27,13 @@ from typing import Any, TypeVar
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+    ValidationException,
+)
 from pyiceberg.expressions import (
     AlwaysTrue,
     And,
@@ -39,7 +45,7 @@ from pyiceberg.expressions import (
 )
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform, HourTransform, MonthTransform, Transform
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from ingest_assets.audit import AUDIT_ARROW, AuditRecord, audit_table
@@ -60,7 +66,16 @@ from ingest_assets.windows import Window
 #: Tries of a commit that lost a race with another writer.
 COMMIT_ATTEMPTS = 20
 T = TypeVar("T")
-_RACES = (CommitFailedException, ValidationException, OperationalError)
+#: What a writer meets when another commits first, or creates the same namespace or table at
+#: the same moment (the catalog's check-then-insert loses to the other's insert).
+_RACES = (
+    CommitFailedException,
+    ValidationException,
+    OperationalError,
+    IntegrityError,
+    NamespaceAlreadyExistsError,
+    TableAlreadyExistsError,
+)
 
 
 def s3_properties() -> dict[str, str]:
