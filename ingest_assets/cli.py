@@ -190,7 +190,7 @@ def list_datasets(as_json: bool, defs: Path | None, debug: bool) -> None:
     """The declared datasets: source, partitions, trigger, SLA and owners."""
     from ingest_assets.declarations import describe, load_declared
 
-    rows = [describe(entry) for entry in load_declared(defs, drafts=True)]
+    rows = [describe(entry) for entry in load_declared(defs, drafts=True, import_models=False)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

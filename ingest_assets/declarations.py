@@ -25,6 +25,7 @@ from ingest_assets.errors import SpecError
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.spec import DatasetSpec, LandingTrigger, ScheduleTrigger
 from ingest_assets.spec.dataset import on_rebuild
+from ingest_assets.spec.quality import IMPORT_MODELS
 
 
 class IngestDatasetsModel(BaseModel):
@@ -149,7 +150,11 @@ class Declared:
 
 
 def load_declared(
-    root: Path | None = None, *, skip_invalid: bool = False, drafts: bool = False
+    root: Path | None = None,
+    *,
+    skip_invalid: bool = False,
+    drafts: bool = False,
+    import_models: bool = True,
 ) -> list[Declared]:
     """Every dataset declared under ``root`` (default: the project's defs folder).
 
@@ -158,6 +163,8 @@ def load_declared(
         skip_invalid: Leave out the files that do not validate instead of failing on them
             (datasets that collide across files still fail).
         drafts: Read the drafts (``defs.yaml.draft``) too.
+        import_models: Import the pandera DataFrameModels the schemas name, to check their
+            columns (off for a quick listing).
 
     Raises:
         SpecError: a declaration is invalid. Each error names the file, line and key the way
@@ -169,7 +176,7 @@ def load_declared(
     errors: list[str] = []
     paths = [*root.rglob("defs.yaml"), *(root.rglob(DRAFT) if drafts else [])]
     for path in sorted(paths):
-        found, wrong = read_declaration(path, root)
+        found, wrong = read_declaration(path, root, import_models=import_models)
         declared += found
         errors += [] if skip_invalid else wrong
     errors += table_collisions(declared)
@@ -186,7 +193,7 @@ FIX = (
 
 
 def read_declaration(
-    path: Path, root: Path, shown: str | None = None
+    path: Path, root: Path, shown: str | None = None, *, import_models: bool = True
 ) -> tuple[list[Declared], list[str]]:
     """The datasets one ``defs.yaml`` declares, or what is wrong with it (file, line, key).
 
@@ -196,6 +203,7 @@ def read_declaration(
         path: The ``defs.yaml``.
         root: The defs folder.
         shown: The file as errors name it (default: its path from the defs folder's parent).
+        import_models: Import the DataFrameModels the schemas name, to check their columns.
     """
     shown = shown or str(path.relative_to(root.parent))
     try:
@@ -207,7 +215,9 @@ def read_declaration(
         return [], []
     tree = parsed.source_position_tree
     try:
-        model = IngestDatasetsModel.model_validate(document.get("attributes") or {})
+        model = IngestDatasetsModel.model_validate(
+            document.get("attributes") or {}, context={IMPORT_MODELS: import_models}
+        )
     except ValidationError as exc:
         errors = []
         for error in exc.errors():

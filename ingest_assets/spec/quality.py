@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from ingest_assets.spec.base import RESERVED_PREFIX, DType, Strict, check_identifier
 from ingest_assets.spec.refs import import_reference, load_check
@@ -121,6 +121,11 @@ class ColumnSpec(Strict):
         return self
 
 
+#: Validation context key: False skips importing DataFrameModels (and pandera) to check their
+#: columns, for a quick listing; every load and check validates with it on.
+IMPORT_MODELS = "import_models"
+
+
 class SchemaSpec(Strict):
     """The columns a dataset must have: inline, or a pandera DataFrameModel by reference."""
 
@@ -145,8 +150,8 @@ class SchemaSpec(Strict):
 
     @field_validator("model")
     @classmethod
-    def _model(cls, value: str | None) -> str | None:
-        if value is not None:
+    def _model(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (info.context or {}).get(IMPORT_MODELS, True):
             for name in load_model(value).to_schema().columns:
                 check_identifier(str(name), f"{value}: column name")
                 if str(name).startswith(RESERVED_PREFIX):
