@@ -185,8 +185,7 @@ def load_windows(
 
 def _partly_failed(run: _Run, failed: list[LoadReport]) -> PartitionsFailed:
     """The error of a range whose failed windows are ``failed`` (the others were written)."""
-    keys = dict(zip((id(r) for r in run.reports), run.keys, strict=True))
-    reasons = "; ".join(f"{keys[id(r)]}: {r.error.message if r.error else ''}" for r in failed)
+    reasons = "; ".join(f"{run.key(r)}: {r.error.message if r.error else ''}" for r in failed)
     written = len(run.reports) - len(failed)
     busy = all(r.error is not None and r.error.transient for r in failed)
     return (PartitionsBusy if busy else PartitionsFailed)(
@@ -212,6 +211,10 @@ class _Run:
     atomic: bool = True
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     peak: PeakMemory = field(default_factory=PeakMemory)
+
+    def key(self, report: LoadReport) -> str:
+        """The partition key of one of the run's windows."""
+        return self.keys[next(i for i, r in enumerate(self.reports) if r is report)]
 
 
 class RangeReader:
@@ -288,9 +291,8 @@ def _audit_failures(
     """
     failed = exc.report if isinstance(exc, ValidationFailed) else None
     error = str(exc) if isinstance(exc, IngestError) else f"unexpected {type(exc).__name__}: {exc}"
-    keys = dict(zip((id(r) for r in run.reports), run.keys, strict=True))
     for report in reports:
-        key = keys[id(report)]
+        key = run.key(report)
         record = report.audit(run_id=run.run_id, partition=key, started_at=run.started_at)
         record.status, record.rows_written, record.checksum = "failed", 0, None
         if report.error is not None:  # the window's own failure
@@ -299,7 +301,7 @@ def _audit_failures(
             record.error = error
         else:
             record.error = (
-                f"not written: partition {keys[id(failed)]} of the same run failed ({error})"
+                f"not written: partition {run.key(failed)} of the same run failed ({error})"
             )
         try:
             warehouse.record_load(record)
@@ -407,13 +409,12 @@ def _judge(run: _Run, report: LoadReport, history: list[int] | None) -> None:
 def _write(run: _Run, passed: list[tuple[LoadReport, Stage]], warehouse: Destination) -> None:
     """Write the windows that passed in one transaction, with audit rows that count it."""
     spec, peak, log = run.spec, run.peak, run.log
-    keys = dict(zip((id(r) for r in run.reports), run.keys, strict=True))
     reports = [report for report, _ in passed]
     release_unused()  # what reading held goes back before DuckDB allocates for the write
     write_started = time.perf_counter()
     write_cpu_started = time.process_time()
     audits = [
-        report.audit(run_id=run.run_id, partition=keys[id(report)], started_at=run.started_at)
+        report.audit(run_id=run.run_id, partition=run.key(report), started_at=run.started_at)
         for report in reports
     ]
 
