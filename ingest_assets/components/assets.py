@@ -202,14 +202,17 @@ class DatasetLoad:
         self, reader: SourceReader, warehouse: Destination, report: LoadReport, wants: set[str]
     ) -> dg.MaterializeResult:
         """The materialization of the run's one partition, with its checks' results."""
-        spec, key = self.spec, self.key
-        table = warehouse.describe(spec.destination)
-        uri = warehouse.uri(spec.destination) if isinstance(warehouse, ProbesTables) else None
         return dg.MaterializeResult(
-            asset_key=key,
-            metadata=materialization_metadata(spec, report, table, uri),
+            asset_key=self.key,
+            metadata=self._metadata(warehouse, report),
             check_results=self._checks(reader, warehouse, report, wants),
         )
+
+    def _metadata(self, warehouse: Destination, report: LoadReport) -> dict[str, Any]:
+        """One written partition's figures, with where its table lives."""
+        destination = self.spec.destination
+        uri = warehouse.uri(destination) if isinstance(warehouse, ProbesTables) else None
+        return materialization_metadata(self.spec, report, warehouse.describe(destination), uri)
 
     def _checks(
         self, reader: SourceReader, warehouse: Destination, report: LoadReport, wants: set[str]
@@ -238,12 +241,10 @@ class DatasetLoad:
         from the run's result, each with its partition's own figures; when some failed, the
         written ones are recorded one by one and the step then fails for the others.
         """
-        spec, key = self.spec, self.key
-        table = warehouse.describe(spec.destination)
-        uri = warehouse.uri(spec.destination) if isinstance(warehouse, ProbesTables) else None
+        key = self.key
         loaded = [(k, r) for k, r in zip(keys, reports, strict=True) if r.error is None]
         for partition, report in loaded:
-            metadata = materialization_metadata(spec, report, table, uri)
+            metadata = self._metadata(warehouse, report)
             if len(loaded) < len(reports):
                 yield dg.AssetMaterialization(key, partition=partition, metadata=metadata)
             else:

@@ -269,31 +269,3 @@ def masking_outcome(columns: dict[str, ColumnSpec], quality: QualitySpec) -> Che
             metadata,
         )
     return CheckOutcome(MASKING, True, "error", None, metadata)
-
-
-def combine(name: str, outcomes: list[tuple[str, CheckOutcome]]) -> CheckOutcome:
-    """One check's verdict over several partitions loaded in one run.
-
-    It passes when every partition passed; a failure weighs as the heaviest of the partitions'
-    failures; the description names the partitions that did not pass.
-
-    Args:
-        name: The check's name.
-        outcomes: ``(partition key, outcome)`` per partition.
-    """
-    failing = [(key, outcome) for key, outcome in outcomes if not outcome.passed]
-    severity: Severity = (
-        "error" if any(o.severity == "error" for _, o in failing) or not failing else "warn"
-    )
-    metadata: dict[str, Any] = {
-        "partitions": len(outcomes),
-        "partitions_not_passed": [key for key, _ in failing],
-        "by_partition": {
-            key: {"passed": o.passed, "severity": o.severity, "description": o.description}
-            for key, o in outcomes
-        },
-    }
-    description = "; ".join(f"{key}: {o.description}" for key, o in failing[:5]) or None
-    if len(failing) > 5:
-        description = f"{description}; and {len(failing) - 5} more partitions"
-    return CheckOutcome(name, not failing, severity, description, metadata)
