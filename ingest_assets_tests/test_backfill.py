@@ -74,6 +74,7 @@ def test_a_range_run_replaces_each_partition_exactly_and_reruns_are_idempotent(
     reads = {m.partition: m.metadata["rows_read"].value for m in materialized}
     assert reads == counts
     assert len({m.metadata["checksum"].value for m in materialized}) == 5
+    assert all("| schema | passed |" in str(m.metadata["checks"].value) for m in materialized)
     schema = [c for c in result.get_asset_check_evaluations() if c.check_name == "schema"]
     assert sorted((c.partition, c.passed) for c in schema) == [(day, True) for day in DAYS]
     audit = query(
@@ -115,6 +116,8 @@ def test_one_bad_partition_fails_alone_and_the_others_are_written(data_dir: Path
     schema = {c.partition: c.passed for c in result.get_asset_check_evaluations()
               if c.check_name == "schema"}  # fmt: skip
     assert schema == {DAYS[0]: True, DAYS[2]: True, DAYS[3]: False, DAYS[4]: True}
+    verdicts = {m.partition: str(m.metadata["checks"].value) for m in materialized}
+    assert all("| schema | passed |" in text for text in verdicts.values()), verdicts
     audit = query(
         data_dir, "SELECT partition, status, error FROM ingest_audit.loads ORDER BY partition"
     )

@@ -354,6 +354,8 @@ def test_half_a_percent_of_warn_rows_load_the_good_rows_and_quarantine_the_rest(
     assert len(rejected) == 5
     metadata = result.asset_materializations_for_node("orders")[0].metadata
     assert metadata["rows_rejected"].value == 5 and metadata["dagster/row_count"].value == 995
+    # The partition's own page shows its checks' verdicts (the UI lists metadata there).
+    assert "| schema | passed | Passed with a warning: 5 rows" in str(metadata["checks"].value)
 
     # The source is fixed: a rerun loads every row and empties the window's quarantine.
     write_csv(landing / "dt=2026-10-02" / "a.csv", order_rows("2026-10-02", 1000))

@@ -15,6 +15,7 @@ from ingest_assets.components.checks import (
     RECONCILIATION,
     check_results,
     check_specs,
+    check_summary,
     reconcile,
     schema_result,
 )
@@ -202,10 +203,11 @@ class DatasetLoad:
         self, reader: SourceReader, warehouse: Destination, report: LoadReport, wants: set[str]
     ) -> dg.MaterializeResult:
         """The materialization of the run's one partition, with its checks' results."""
+        results = self._checks(reader, warehouse, report, wants)
         return dg.MaterializeResult(
             asset_key=self.key,
-            metadata=self._metadata(warehouse, report),
-            check_results=self._checks(reader, warehouse, report, wants),
+            metadata=self._metadata(warehouse, report) | check_summary(results),
+            check_results=results,
         )
 
     def _metadata(self, warehouse: Destination, report: LoadReport) -> dict[str, Any]:
@@ -242,9 +244,15 @@ class DatasetLoad:
         written ones are recorded one by one and the step then fails for the others.
         """
         key = self.key
+        # One source connection for every partition's reconciliation.
+        with reader.session() if isinstance(reader, Sessions) else nullcontext():
+            results = {
+                partition: self._checks(reader, warehouse, report, wants)
+                for partition, report in zip(keys, reports, strict=True)
+            }
         loaded = [(k, r) for k, r in zip(keys, reports, strict=True) if r.error is None]
         for partition, report in loaded:
-            metadata = self._metadata(warehouse, report)
+            metadata = self._metadata(warehouse, report) | check_summary(results[partition])
             if len(loaded) < len(reports):
                 yield dg.AssetMaterialization(key, partition=partition, metadata=metadata)
             else:
@@ -256,14 +264,8 @@ class DatasetLoad:
                 yield dg.Output(
                     None, context.assets_def.get_output_name_for_asset_check_key(check_key)
                 )
-        # One source connection for every partition's reconciliation.
-        with reader.session() if isinstance(reader, Sessions) else nullcontext():
-            evaluations = [
-                _evaluation(result, key, partition)
-                for partition, report in zip(keys, reports, strict=True)
-                for result in self._checks(reader, warehouse, report, wants)
-            ]
-        yield from evaluations
+        for partition, partition_results in results.items():
+            yield from (_evaluation(result, key, partition) for result in partition_results)
 
     def _checks_alone(
         self,

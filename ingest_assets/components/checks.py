@@ -119,6 +119,23 @@ def check_results(
     ]
 
 
+def check_summary(results: list[dg.AssetCheckResult]) -> dict[str, dg.MetadataValue]:
+    """The ``checks`` entry of a partition's materialization: each check's verdict on it.
+
+    A partition's page in the UI shows its materialization's metadata but not its check
+    evaluations; this table puts them there (the checks' own pages hold the details).
+    """
+    if not results:
+        return {}
+    rows = ["| check | result | detail |", "| --- | --- | --- |"]
+    for result in sorted(results, key=lambda r: r.check_name or ""):
+        warned = result.severity == dg.AssetCheckSeverity.WARN
+        verdict = "passed" if result.passed else ("warned" if warned else "failed")
+        detail = (result.description or "").splitlines()[0] if result.description else ""
+        rows.append(f"| {result.check_name} | {verdict} | {detail.replace('|', '/')[:160]} |")
+    return {"checks": dg.MetadataValue.md("\n".join(rows))}
+
+
 def schema_result(
     spec: DatasetSpec, report: LoadReport, *, key: dg.AssetKey | None = None
 ) -> dg.AssetCheckResult:
