@@ -23,6 +23,7 @@ import pyarrow as arrow
 import yaml
 from pandera.errors import SchemaError, SchemaErrors
 
+from ingest_assets.quality.arrow_rules import as_series, compile_rules, judge
 from ingest_assets.quality.masking import mask_values, value_shape
 from ingest_assets.sources.base import Origins
 from ingest_assets.spec import (
@@ -204,7 +205,8 @@ def coerce_column(values: pd.Series, logical: str) -> pd.Series:
         return values.astype(pd.StringDtype())
     if logical in ("int32", "int64", "float32", "float64"):
         if pd.api.types.is_bool_dtype(values.dtype):  # true/false is not a number
-            return pd.Series(pd.NA, index=values.index, dtype=_PANDAS_DTYPES[logical])
+            missing = numpy.nan if logical.startswith("float") else pd.NA
+            return pd.Series(missing, index=values.index, dtype=_PANDAS_DTYPES[logical])
         numbers = pd.Series(pd.to_numeric(values, errors="coerce"), index=values.index)
         if logical.startswith("float"):
             return numbers.astype(logical)
@@ -218,6 +220,9 @@ def coerce_column(values: pd.Series, logical: str) -> pd.Series:
         result[text.isin(_FALSE).fillna(False).astype(bool)] = False
         return result
     if logical in ("timestamp", "date"):
+        if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+            # A number is not a moment (pandas would read it as nanoseconds since 1970).
+            return pd.Series(pd.NA, index=values.index, dtype=_PANDAS_DTYPES[logical])
         if isinstance(values.dtype, pd.DatetimeTZDtype):
             stamps = values.dt.tz_convert("UTC")
         elif pd.api.types.is_datetime64_dtype(values.dtype) or isinstance(
@@ -228,8 +233,13 @@ def coerce_column(values: pd.Series, logical: str) -> pd.Series:
             stamps = pd.to_datetime(
                 values.astype("string"), utc=True, errors="coerce", format="ISO8601"
             )
-        if logical == "date":
-            return stamps.dt.date.astype(pd.ArrowDtype(arrow.date32()))
+        # Years 1 to 9999 only (ISO 8601's "-5" or "+12026" parse as years, but no warehouse
+        # or Python datetime holds them).
+        years = stamps.dt.year
+        stamps = stamps.where((years >= 1) & (years <= 9999))
+        if logical == "date":  # by Arrow: it knows years before 1 and after 9999
+            days = arrow.Array.from_pandas(stamps).cast(arrow.date32())
+            return pd.Series(pd.arrays.ArrowExtensionArray(days), index=values.index)
         return stamps.astype(pd.DatetimeTZDtype("us", "UTC"))
     raise ValueError(f"unknown logical type {logical!r}")
 
@@ -449,10 +459,17 @@ class BatchValidator:
         schema: The dataset's schema declaration.
         quality: Its dataset-wide rules (drift policy, custom rules); default: the defaults.
         salt: The salt of hash masking (needed when a column is masked with ``hash``).
+        in_arrow: Judge built-in rules in Arrow (default); False keeps every rule with pandera,
+            the reference the Arrow path is tested against.
     """
 
     def __init__(
-        self, schema: SchemaSpec, quality: QualitySpec | None = None, *, salt: str | None = None
+        self,
+        schema: SchemaSpec,
+        quality: QualitySpec | None = None,
+        *,
+        salt: str | None = None,
+        in_arrow: bool = True,
     ) -> None:
         self.quality = quality or QualitySpec()
         schemas = build_rule_schemas(schema, self.quality)
@@ -492,6 +509,14 @@ class BatchValidator:
                 for name, logical in self.logical.items()
             ]
         )
+        # Inline rules that are all built in are judged in Arrow; the rest by pandera.
+        compiled = compile_rules(schema, self.quality, rule_name) if inline and in_arrow else None
+        self.compiled = compiled
+        self.targets: dict[str, tuple[str, arrow.DataType, Severity]] = {
+            name: (logical, ARROW_TYPES[logical], self.severity[name])
+            for name, logical in self.logical.items()
+            if logical is not None
+        }
         self.rejected_schema = arrow.schema(
             [arrow.field(name, arrow.string()) for name in self.logical]
             + [arrow.field(name, arrow.string()) for name in REJECT_COLUMNS[:-1]]
@@ -515,6 +540,8 @@ class BatchValidator:
         """
         batch, undecodable = _decoded(batch)
         summary.drift.observe(batch.schema, self.logical)
+        if self.compiled is not None:
+            return self._validate_in_arrow(batch, undecodable, origins, summary)
         frame = batch.to_pandas(types_mapper=_string_mapper)
         summary.rows_checked += len(frame)
         present = set(batch.schema.names)
@@ -542,12 +569,27 @@ class BatchValidator:
             frame = validated
         if self.warn_schema is not None:
             self._run(self.warn_schema, checked, "warn", coerced_away, failures, origins)
+        failures, error_rows, rejected_rows = self._tally(failures, len(frame), summary)
+        rejected = self._rejected(raw, failures, rejected_rows, origins)
+        # Rows that passed are staged even when others broke an error rule (the window will not
+        # load), so that the window's uniqueness and key checks still report what they find.
+        return self._good(batch, frame, rejected_rows | error_rows, rejected, summary)
+
+    def _tally(
+        self, failures: list[tuple[int, Failure]], rows: int, summary: ValidationSummary
+    ) -> tuple[list[tuple[int, Failure]], set[int], set[int]]:
+        """Record a batch's failures in ``summary``.
+
+        Returns:
+            The failures (masked), the rows that broke an error rule, and the rows only warn
+            rules rejected.
+        """
         error_rows = {row for row, failure in failures if failure.severity == "error"}
         if -1 in error_rows:
-            error_rows = set(range(len(frame)))
+            error_rows = set(range(rows))
         warn_rows = {row for row, failure in failures if failure.severity == "warn"}
         if -1 in warn_rows:
-            warn_rows = set(range(len(frame)))
+            warn_rows = set(range(rows))
         rejected_rows = warn_rows - error_rows
         # Values of masked columns are masked once, before any of them is kept anywhere.
         failures = [(row, self._masked_failure(failure)) for row, failure in failures]
@@ -555,10 +597,91 @@ class BatchValidator:
             summary.add(failure)
         summary.rows_failed += len(error_rows)
         summary.rows_rejected += len(rejected_rows)
+        return failures, error_rows, rejected_rows
+
+    def _validate_in_arrow(
+        self,
+        batch: arrow.RecordBatch,
+        undecodable: list[tuple[str, int, str]],
+        origins: Origins,
+        summary: ValidationSummary,
+    ) -> Validated:
+        """Validate a batch with the rules compiled to Arrow (no pandas round trip)."""
+        assert self.compiled is not None
+        rows = batch.num_rows
+        summary.rows_checked += rows
+        present = set(batch.schema.names)
+        columns = {
+            name: batch.column(name) if name in present else arrow.nulls(rows, arrow.string())
+            for name in self.logical
+        }
+        unreadable = numpy.zeros(rows, dtype=bool)
+        failures: list[tuple[int, Failure]] = []
+        for name, index, shown in undecodable:
+            unreadable[index] = True
+            obj, row = origins.locate(index)
+            severity = self.severity.get(name, "error")
+            failures.append(
+                (index, Failure(name, rule_name("encoding", "utf-8"), shown, obj, row, severity))
+            )
+        judged = judge(
+            columns,
+            self.targets,
+            self.compiled,
+            unreadable,
+            _pandas_conversion,
+            lambda logical: rule_name("dtype", logical),
+        )
+        for index, column, rule, value, severity in judged.failures:
+            obj, row = origins.locate(index)
+            failures.append((index, Failure(column, rule, value, obj, row, severity)))
+        failures, error_rows, rejected_rows = self._tally(failures, rows, summary)
+        raw: pd.DataFrame | None = None
+        if rejected_rows:  # the quarantined rows as read, as text
+            positions = sorted(rejected_rows)
+            taken = arrow.table(columns).take(arrow.array(positions, arrow.int64()))
+            raw = taken.to_pandas(types_mapper=_string_mapper).set_axis(pd.Index(positions))
         rejected = self._rejected(raw, failures, rejected_rows, origins)
-        # Rows that passed are staged even when others broke an error rule (the window will not
-        # load), so that the window's uniqueness and key checks still report what they find.
-        return self._good(batch, frame, rejected_rows | error_rows, rejected, summary)
+        dropped = error_rows | rejected_rows
+        good = arrow.RecordBatch.from_arrays(list(judged.values.values()), names=list(self.logical))
+        kept: arrow.Array | None = None
+        if dropped:
+            keep = numpy.setdiff1d(numpy.arange(rows), numpy.fromiter(dropped, int))
+            if not len(keep):
+                return Validated(None, rejected)
+            kept = arrow.array(keep, arrow.int64())
+            good = good.take(kept)
+        good = arrow.RecordBatch.from_arrays(
+            [self._masked_column(name, good.column(name)) for name in self.logical],
+            schema=self.arrow_schema,
+        )
+        return Validated(self._evolved(batch, good, kept, summary), rejected, kept)
+
+    def _masked_column(self, name: str, values: arrow.Array) -> arrow.Array:
+        """A converted column, masked as text when the declaration masks it."""
+        if name not in self.masks:
+            return values
+        logical = self.logical[name]
+        assert logical is not None
+        series = as_series(values, _PANDAS_DTYPES[logical])
+        text = series if logical == "string" else _as_text(series)
+        masked = mask_values(text, self.masks[name], self.salt)
+        return arrow.array(masked, arrow.string(), from_pandas=True)
+
+    def _evolved(
+        self,
+        batch: arrow.RecordBatch,
+        good: arrow.RecordBatch,
+        kept: arrow.Array | None,
+        summary: ValidationSummary,
+    ) -> arrow.RecordBatch:
+        """The good rows with the source's new columns, when the drift policy is ``evolve``."""
+        if self.quality.drift == "evolve":
+            for name in summary.drift.added:
+                if name in batch.schema.names and name not in self.logical:
+                    column = batch.column(name)
+                    good = good.append_column(name, column if kept is None else column.take(kept))
+        return good
 
     def _coerce(
         self,
@@ -615,12 +738,7 @@ class BatchValidator:
             schema=self._output_schema(good_frame),
             preserve_index=False,
         )
-        if self.quality.drift == "evolve":
-            for name in summary.drift.added:
-                if name in batch.schema.names and name not in self.logical:
-                    column = batch.column(name)
-                    good = good.append_column(name, column if kept is None else column.take(kept))
-        return Validated(good, rejected, kept)
+        return Validated(self._evolved(batch, good, kept, summary), rejected, kept)
 
     def _run(
         self,
@@ -681,13 +799,17 @@ class BatchValidator:
 
     def _rejected(
         self,
-        raw: pd.DataFrame,
+        raw: pd.DataFrame | None,
         failures: list[tuple[int, Failure]],
         rows: set[int],
         origins: Origins,
     ) -> arrow.RecordBatch | None:
-        """One quarantine row per warn failure of a rejected row (failures already masked)."""
-        if not rows:
+        """One quarantine row per warn failure of a rejected row (failures already masked).
+
+        ``raw`` holds the declared columns as read, indexed by row position (at least the
+        rejected rows).
+        """
+        if not rows or raw is None:
             return None
         picked = [
             (row, failure)
@@ -700,7 +822,7 @@ class BatchValidator:
             for row in (sorted(rows) if position == -1 else [position])
         ]
         indices = [row for row, _ in expanded]
-        text = self._mask(raw.iloc[indices].apply(_as_text).reset_index(drop=True))
+        text = self._mask(raw.loc[indices].apply(_as_text).reset_index(drop=True))
         text["_ingest_column"] = [failure.column for _, failure in expanded]
         text["_ingest_rule"] = [failure.check for _, failure in expanded]
         text["_ingest_value"] = [None if f.value is None else str(f.value) for _, f in expanded]
@@ -762,6 +884,14 @@ def _decoded(batch: arrow.RecordBatch) -> tuple[arrow.RecordBatch, list[tuple[st
     return batch, failed
 
 
+def _pandas_conversion(values: arrow.Array, logical: str) -> tuple[arrow.Array, numpy.ndarray]:
+    """A column converted by pandas (where Arrow cannot tell): values and a mask of those lost."""
+    original = values.to_pandas(types_mapper=_string_mapper)
+    converted = coerce_column(original, logical)
+    lost = (converted.isna() & original.notna()).to_numpy(dtype=bool)
+    return arrow.Array.from_pandas(converted, type=ARROW_TYPES[logical]), lost
+
+
 def _parsed_stamps(batch: arrow.RecordBatch, name: str) -> pd.Series | None:
     """A text column of ISO 8601 timestamps parsed by Arrow, when every value parses.
 
@@ -800,9 +930,20 @@ def _plain(value: Any) -> Any:
     return item() if callable(item) else value
 
 
+_NULLABLE_INTEGERS = {
+    arrow.int8(): pd.Int8Dtype(),
+    arrow.int16(): pd.Int16Dtype(),
+    arrow.int32(): pd.Int32Dtype(),
+    arrow.int64(): pd.Int64Dtype(),
+    arrow.uint8(): pd.UInt8Dtype(),
+    arrow.uint16(): pd.UInt16Dtype(),
+    arrow.uint32(): pd.UInt32Dtype(),
+    arrow.uint64(): pd.UInt64Dtype(),
+}
+
+
 def _string_mapper(dtype: arrow.DataType) -> Any:
-    return (
-        pd.StringDtype()
-        if arrow.types.is_string(dtype) or arrow.types.is_large_string(dtype)
-        else None
-    )
+    """The dtypes that keep values as read: text as strings, integers exact beside nulls."""
+    if arrow.types.is_string(dtype) or arrow.types.is_large_string(dtype):
+        return pd.StringDtype()
+    return _NULLABLE_INTEGERS.get(dtype)

@@ -17,6 +17,12 @@ class StrLength(Strict):
     min: int | None = None
     max: int | None = None
 
+    @model_validator(mode="after")
+    def _bounded(self) -> StrLength:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        return self
+
 
 Severity = Literal["error", "warn"]
 Classification = Literal["pii", "secret"]
