@@ -43,6 +43,8 @@ START = date(2026, 1, 1)
 PG_URL = "BENCH_PG_URL"
 #: The variable that holds the benchmark API's base URL (set while its cases run).
 API_URL = "BENCH_API_URL"
+#: The events shape: a text key, ints, a small category, a float with nulls, an email, a
+#: country, a UTC timestamp and a small JSON text.
 COLUMNS = {
     "event_id": {"dtype": "string", "nullable": False, "unique": True},
     "user_id": {"dtype": "int64", "nullable": False, "checks": {"ge": 0}},
@@ -54,43 +56,42 @@ COLUMNS = {
     "happened_at": {"dtype": "timestamp", "nullable": False},
     "payload": {"dtype": "string"},
 }
+STATUSES = [f"status_{name}" for name in "abcdefghijklmnopqrst"]  # 20 values
+#: The wide shape: fifteen columns, long unicode text, many nulls, nested JSON, an email under a
+#: warn rule (about 1% quarantined), a regex, a date, a boolean and a second timestamp.
+WIDE_COLUMNS = {
+    "order_key": {"dtype": "string", "nullable": False, "unique": True},
+    "account_id": {"dtype": "int64", "nullable": False, "checks": {"ge": 0}},
+    "line_no": {"dtype": "int32", "checks": {"ge": 1, "le": 50}},
+    "status": {"dtype": "string", "nullable": False, "checks": {"isin": STATUSES}},
+    "amount": {"dtype": "float64", "checks": {"ge": 0}},
+    "discount": {"dtype": "float64", "checks": {"ge": 0, "le": 1}},
+    "email": {"dtype": "string", "checks": {"email": True, "severity": "warn"}},
+    "country": {"dtype": "string", "checks": {"str_length": {"min": 2, "max": 2}}},
+    "happened_at": {"dtype": "timestamp", "nullable": False},
+    "shipped_at": {"dtype": "timestamp"},
+    "order_date": {"dtype": "date", "nullable": False},
+    "is_gift": {"dtype": "boolean"},
+    "note": {"dtype": "string", "checks": {"str_length": {"max": 400}}},
+    "attributes": {"dtype": "string"},
+    "coupon": {"dtype": "string", "checks": {"regex": "^[A-Z0-9]{8}$"}},
+}
+SHAPES = ["events", "wide"]
+#: The variable that tells a case's child process which shape it loads.
+SHAPE = "BENCH_SHAPE"
+
+
+def shape_columns() -> dict[str, Any]:
+    """The declared columns of the shape being measured."""
+    return WIDE_COLUMNS if os.environ.get(SHAPE, "events") == "wide" else COLUMNS
 
 
 def generate(folder: Path, days: int, rows_per_day: int) -> None:
-    """Write deterministic event files: CSV and Parquet, one of each per day."""
-    kinds = ["view", "click", "cart", "buy"]
-    countries = ["DE", "FR", "US", "GB", "NL", "ES", "IT", "PL", "SE", "BR"]
+    """Write deterministic files of the current shape: CSV, Parquet and API pages per day."""
+    make = _wide_day if os.environ.get(SHAPE, "events") == "wide" else _events_day
     for offset in range(days):
         day = START + timedelta(days=offset)
-        rng = random.Random(day.toordinal())
-        base = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        table = pa.table(
-            {
-                "event_id": [f"e{day:%Y%m%d}-{i:07d}" for i in range(rows_per_day)],
-                "user_id": [rng.randrange(1_000_000) for _ in range(rows_per_day)],
-                "quantity": pa.array(
-                    [rng.randrange(1, 10) for _ in range(rows_per_day)], pa.int32()
-                ),
-                "kind": [rng.choice(kinds) for _ in range(rows_per_day)],
-                "price": [
-                    None if rng.random() < 0.05 else round(rng.uniform(0, 500), 2)
-                    for _ in range(rows_per_day)
-                ],
-                "email": [
-                    f"user{rng.randrange(10**6)}" + ("" if rng.random() < 0.01 else "@example.com")
-                    for _ in range(rows_per_day)
-                ],
-                "country": [rng.choice(countries) for _ in range(rows_per_day)],
-                "happened_at": pa.array(
-                    [base + timedelta(seconds=rng.randrange(86_400)) for _ in range(rows_per_day)],
-                    pa.timestamp("us", tz="UTC"),
-                ),
-                "payload": [
-                    json.dumps({"ref": rng.randrange(1000), "ab": rng.random() < 0.5})
-                    for _ in range(rows_per_day)
-                ],
-            }
-        )
+        table = make(day, rows_per_day)
         _write_pages(folder / "rest" / day.isoformat(), table)
         for fmt in ("csv", "parquet"):
             target = folder / fmt / f"dt={day.isoformat()}" / f"events.{fmt}"
@@ -101,6 +102,119 @@ def generate(folder: Path, days: int, rows_per_day: int) -> None:
                 pq.write_table(table, target)
 
 
+def _events_day(day: date, rows: int) -> pa.Table:
+    """One day of the events shape."""
+    kinds = ["view", "click", "cart", "buy"]
+    countries = ["DE", "FR", "US", "GB", "NL", "ES", "IT", "PL", "SE", "BR"]
+    rng = random.Random(day.toordinal())
+    base = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return pa.table(
+        {
+            "event_id": [f"e{day:%Y%m%d}-{i:07d}" for i in range(rows)],
+            "user_id": [rng.randrange(1_000_000) for _ in range(rows)],
+            "quantity": pa.array([rng.randrange(1, 10) for _ in range(rows)], pa.int32()),
+            "kind": [rng.choice(kinds) for _ in range(rows)],
+            "price": [
+                None if rng.random() < 0.05 else round(rng.uniform(0, 500), 2) for _ in range(rows)
+            ],
+            "email": [
+                f"user{rng.randrange(10**6)}" + ("" if rng.random() < 0.01 else "@example.com")
+                for _ in range(rows)
+            ],
+            "country": [rng.choice(countries) for _ in range(rows)],
+            "happened_at": pa.array(
+                [base + timedelta(seconds=rng.randrange(86_400)) for _ in range(rows)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "payload": [
+                json.dumps({"ref": rng.randrange(1000), "ab": rng.random() < 0.5})
+                for _ in range(rows)
+            ],
+        }
+    )
+
+
+_WORDS = [
+    "Lieferung",
+    "délai",
+    "überprüft",
+    "東京",
+    "order",
+    "gift",
+    "wrap,",
+    '"fragile"',
+    "ß",
+    "naïve",
+    "São",
+    "Paulo",
+    "Zürich",
+    "—",
+    "colis",
+    "retour",
+    "Kraków",
+    "😀",
+    "refund",
+    "pending",
+    "customer",
+    "asked",
+    "to",
+    "call",
+    "back",
+]
+
+
+def _wide_day(day: date, rows: int) -> pa.Table:
+    """One day of the wide shape."""
+    rng = random.Random(day.toordinal() * 7 + 1)
+    base = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    stamps = [base + timedelta(seconds=rng.randrange(86_400)) for _ in range(rows)]
+
+    def maybe(share: float, value: Any) -> Any:
+        return None if rng.random() < share else value
+
+    def email() -> str:
+        name = rng.choice(["anna", "Jörg", "li.wei", "o'brien", "x+tag"]) + str(rng.randrange(9999))
+        return name if rng.random() < 0.01 else f"{name}@{rng.choice(['ex.com', 'mail.de'])}"
+
+    return pa.table(
+        {
+            "order_key": [
+                f"ORD-{day:%Y%m%d}-{i:06d}-{rng.getrandbits(32):08x}" for i in range(rows)
+            ],
+            "account_id": [rng.randrange(2**40) for _ in range(rows)],
+            "line_no": pa.array([rng.randrange(1, 51) for _ in range(rows)], pa.int32()),
+            "status": [rng.choice(STATUSES) for _ in range(rows)],
+            "amount": [maybe(0.1, round(rng.uniform(0, 5000), 2)) for _ in range(rows)],
+            "discount": [maybe(0.6, round(rng.random(), 3)) for _ in range(rows)],
+            "email": [maybe(0.05, email()) for _ in range(rows)],
+            "country": [rng.choice(["DE", "FR", "JP", "BR", "PL", "US"]) for _ in range(rows)],
+            "happened_at": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+            "shipped_at": pa.array(
+                [maybe(0.3, s + timedelta(hours=rng.randrange(1, 96))) for s in stamps],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "order_date": pa.array([day] * rows, pa.date32()),
+            "is_gift": [maybe(0.05, rng.random() < 0.1) for _ in range(rows)],
+            "note": [
+                maybe(0.2, " ".join(rng.choices(_WORDS, k=rng.randrange(4, 30))))
+                for _ in range(rows)
+            ],
+            "attributes": [
+                json.dumps(
+                    {
+                        "tags": rng.sample(_WORDS, rng.randrange(0, 4)),
+                        "dims": {"w": rng.randrange(1, 90), "h": maybe(0.5, rng.random())},
+                        "src": rng.choice(["web", "app", "store"]),
+                    },
+                    ensure_ascii=False,
+                )
+                for _ in range(rows)
+            ],
+            "coupon": [maybe(0.8, f"{rng.getrandbits(40):010X}"[:8]) for _ in range(rows)],
+        }
+    )
+
+
 #: Records per page of the benchmark API.
 PAGE_SIZE = 5_000
 
@@ -109,8 +223,11 @@ def _write_pages(folder: Path, table: pa.Table) -> None:
     """Serialise a day's events as the API's JSON pages, ready to be served as they are."""
     folder.mkdir(parents=True, exist_ok=True)
     records = table.to_pylist()
+    moments = [f.name for f in table.schema if pa.types.is_temporal(f.type)]
     for record in records:
-        record["happened_at"] = record["happened_at"].isoformat().replace("+00:00", "Z")
+        for name in moments:
+            if record[name] is not None:
+                record[name] = record[name].isoformat().replace("+00:00", "Z")
     for page, first in enumerate(range(0, len(records), PAGE_SIZE), start=1):
         records_page = records[first : first + PAGE_SIZE]
         (folder / f"{page}.json").write_text(json.dumps(records_page, separators=(",", ":")))
@@ -294,7 +411,7 @@ def _spec(fmt: str, folder: Path, dest: str = "duckdb") -> Any:
             "name": "events",
             "source": source,
             "partitioning": {"cadence": "daily", "start": START.isoformat()},
-            "schema": {"columns": COLUMNS},
+            "schema": {"columns": shape_columns()},
             "destination": destination,
         }
     )
@@ -616,6 +733,9 @@ def _arguments() -> argparse.Namespace:
         default=100_000,
         help="rows of the partition whose 10x growth is measured for memory",
     )
+    parser.add_argument(
+        "--shapes", nargs="+", choices=SHAPES, default=SHAPES, help="data sets (default: both)"
+    )
     parser.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -633,6 +753,13 @@ def main() -> None:
         result["peak_rss_mb"] = peak.read() / 2**20
         print(json.dumps(result))
         return
+    for shape in args.shapes:
+        os.environ[SHAPE] = shape  # the children read it too
+        run_shape(shape, args)
+
+
+def run_shape(shape: str, args: argparse.Namespace) -> None:
+    """Generate one shape's data, run every case over it, print its table."""
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp, ExitStack() as services:
         folder = Path(tmp)
         generate(folder, args.days, args.rows_per_day)
@@ -641,8 +768,9 @@ def main() -> None:
         if "rest" in args.formats:
             services.enter_context(events_api(folder, args.rows_per_day))
         print(
-            f"{args.days} days x {args.rows_per_day:,} rows; fresh processes, best of "
-            f"{args.repeat} per case; CPU s is the loading process's own (user + system)\n"
+            f"\n{shape} shape ({len(shape_columns())} columns): {args.days} days x "
+            f"{args.rows_per_day:,} rows; fresh processes, best of {args.repeat} per case; "
+            "CPU s is the loading process's own (user + system)\n"
         )
         print(HEADER)
         print("-" * len(HEADER))

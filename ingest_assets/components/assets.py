@@ -206,7 +206,7 @@ class DatasetLoad:
         results = self._checks(reader, warehouse, report, wants)
         return dg.MaterializeResult(
             asset_key=self.key,
-            metadata=self._metadata(warehouse, report) | check_summary(results),
+            metadata=check_summary(results) | self._metadata(warehouse, report),
             check_results=results,
         )
 
@@ -252,7 +252,7 @@ class DatasetLoad:
             }
         loaded = [(k, r) for k, r in zip(keys, reports, strict=True) if r.error is None]
         for partition, report in loaded:
-            metadata = self._metadata(warehouse, report) | check_summary(results[partition])
+            metadata = check_summary(results[partition]) | self._metadata(warehouse, report)
             if len(loaded) < len(reports):
                 yield dg.AssetMaterialization(key, partition=partition, metadata=metadata)
             else:

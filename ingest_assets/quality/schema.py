@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -570,7 +571,12 @@ class BatchValidator:
         if self.warn_schema is not None:
             self._run(self.warn_schema, checked, "warn", coerced_away, failures, origins)
         failures, error_rows, rejected_rows = self._tally(failures, len(frame), summary)
-        rejected = self._rejected(raw, failures, rejected_rows, origins)
+        rejected = self._rejected(
+            lambda indices: {name: _text(raw[name].iloc[indices]) for name in raw.columns},
+            failures,
+            rejected_rows,
+            origins,
+        )
         # Rows that passed are staged even when others broke an error rule (the window will not
         # load), so that the window's uniqueness and key checks still report what they find.
         return self._good(batch, frame, rejected_rows | error_rows, rejected, summary)
@@ -636,12 +642,9 @@ class BatchValidator:
             obj, row = origins.locate(index)
             failures.append((index, Failure(column, rule, value, obj, row, severity)))
         failures, error_rows, rejected_rows = self._tally(failures, rows, summary)
-        raw: pd.DataFrame | None = None
-        if rejected_rows:  # the quarantined rows as read, as text
-            positions = sorted(rejected_rows)
-            taken = arrow.table(columns).take(arrow.array(positions, arrow.int64()))
-            raw = taken.to_pandas(types_mapper=_string_mapper).set_axis(pd.Index(positions))
-        rejected = self._rejected(raw, failures, rejected_rows, origins)
+        rejected = self._rejected(
+            lambda indices: _texts(columns, indices), failures, rejected_rows, origins
+        )
         dropped = error_rows | rejected_rows
         good = arrow.RecordBatch.from_arrays(list(judged.values.values()), names=list(self.logical))
         kept: arrow.Array | None = None
@@ -799,17 +802,16 @@ class BatchValidator:
 
     def _rejected(
         self,
-        raw: pd.DataFrame | None,
+        text_of: Callable[[list[int]], dict[str, arrow.Array]],
         failures: list[tuple[int, Failure]],
         rows: set[int],
         origins: Origins,
     ) -> arrow.RecordBatch | None:
         """One quarantine row per warn failure of a rejected row (failures already masked).
 
-        ``raw`` holds the declared columns as read, indexed by row position (at least the
-        rejected rows).
+        ``text_of`` gives the declared columns of rows (by position) as read, as text.
         """
-        if not rows or raw is None:
+        if not rows:
             return None
         picked = [
             (row, failure)
@@ -822,15 +824,27 @@ class BatchValidator:
             for row in (sorted(rows) if position == -1 else [position])
         ]
         indices = [row for row, _ in expanded]
-        text = self._mask(raw.loc[indices].apply(_as_text).reset_index(drop=True))
-        text["_ingest_column"] = [failure.column for _, failure in expanded]
-        text["_ingest_rule"] = [failure.check for _, failure in expanded]
-        text["_ingest_value"] = [None if f.value is None else str(f.value) for _, f in expanded]
+        text = text_of(indices)
         located = [origins.locate(row) for row in indices]
-        text["_ingest_object"] = [obj for obj, _ in located]
-        text["_ingest_row"] = [row for _, row in located]
-        return arrow.RecordBatch.from_pandas(
-            text, schema=self.rejected_schema, preserve_index=False
+        columns = [
+            *(self._masked_text(name, text[name]) for name in self.logical),
+            arrow.array([failure.column for _, failure in expanded], arrow.string()),
+            arrow.array([failure.check for _, failure in expanded], arrow.string()),
+            arrow.array(
+                [None if f.value is None else str(f.value) for _, f in expanded], arrow.string()
+            ),
+            arrow.array([obj for obj, _ in located], arrow.string()),
+            arrow.array([row for _, row in located], arrow.int64()),
+        ]
+        return arrow.RecordBatch.from_arrays(columns, schema=self.rejected_schema)
+
+    def _masked_text(self, name: str, text: arrow.Array) -> arrow.Array:
+        """A column of text, masked when the declaration masks it."""
+        if name not in self.masks:
+            return text
+        series = text.to_pandas(types_mapper=_string_mapper)
+        return arrow.array(
+            mask_values(series, self.masks[name], self.salt), arrow.string(), from_pandas=True
         )
 
     def _output_schema(self, frame: pd.DataFrame) -> arrow.Schema:
@@ -913,6 +927,25 @@ def _parsed_stamps(batch: arrow.RecordBatch, name: str) -> pd.Series | None:
             continue
         return stamps.cast(utc).to_pandas().astype(pd.DatetimeTZDtype("us", "UTC"))
     return None
+
+
+def _text(values: pd.Series) -> arrow.Array:
+    """A column of the pandas path as read, as text (Arrow)."""
+    text = values if isinstance(values.dtype, pd.StringDtype) else _as_text(values)
+    return arrow.array(text, arrow.string(), from_pandas=True)
+
+
+def _texts(columns: dict[str, arrow.Array], indices: list[int]) -> dict[str, arrow.Array]:
+    """Rows of columns as read, as text: as the pandas path shows them, text kept as it is."""
+    positions = arrow.array(indices, arrow.int64())
+    texts: dict[str, arrow.Array] = {}
+    for name, column in columns.items():
+        taken = column.take(positions)
+        if arrow.types.is_string(taken.type) or arrow.types.is_large_string(taken.type):
+            texts[name] = taken.cast(arrow.string())
+        else:
+            texts[name] = _text(taken.to_pandas(types_mapper=_string_mapper))
+    return texts
 
 
 def _as_text(values: pd.Series) -> pd.Series:
