@@ -255,7 +255,7 @@ def coerce_arrow(
     if logical == "boolean":
         return _booleans(values, text)
     if logical == "timestamp" and text:
-        return _stamps(values)
+        return parse_stamps(values)
     if not _arrow_converts(logical, source, text):
         return None
     try:
@@ -288,7 +288,7 @@ def _arrow_converts(logical: str, source: pa.DataType, text: bool) -> bool:
     return False
 
 
-def _stamps(values: pa.Array) -> tuple[pa.Array, numpy.ndarray] | None:
+def parse_stamps(values: pa.Array) -> tuple[pa.Array, numpy.ndarray] | None:
     """ISO 8601 text as UTC timestamps (no offset: taken as UTC), when every value parses."""
     utc = pa.timestamp("us", tz="UTC")
     for target in (utc, pa.timestamp("us")):

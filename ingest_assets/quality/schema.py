@@ -24,7 +24,7 @@ import pyarrow as arrow
 import yaml
 from pandera.errors import SchemaError, SchemaErrors
 
-from ingest_assets.quality.arrow_rules import as_series, compile_rules, judge
+from ingest_assets.quality.arrow_rules import as_series, compile_rules, judge, parse_stamps
 from ingest_assets.quality.masking import mask_values, value_shape
 from ingest_assets.sources.base import Origins
 from ingest_assets.spec import (
@@ -919,14 +919,10 @@ def _parsed_stamps(batch: arrow.RecordBatch, name: str) -> pd.Series | None:
     column = batch.column(name)
     if not (arrow.types.is_string(column.type) or arrow.types.is_large_string(column.type)):
         return None
-    utc = arrow.timestamp("us", tz="UTC")
-    for target in (utc, arrow.timestamp("us")):
-        try:
-            stamps = column.cast(target)
-        except (arrow.ArrowInvalid, arrow.ArrowNotImplementedError):
-            continue
-        return stamps.cast(utc).to_pandas().astype(pd.DatetimeTZDtype("us", "UTC"))
-    return None
+    parsed = parse_stamps(column)
+    if parsed is None or parsed[1].any():  # some value did not parse, or is out of range
+        return None
+    return parsed[0].to_pandas().astype(pd.DatetimeTZDtype("us", "UTC"))
 
 
 def _text(values: pd.Series) -> arrow.Array:
