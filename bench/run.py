@@ -349,9 +349,12 @@ def _import_tool(tool: str, fmt: str, dest: str) -> None:
     import ingest_assets.core
 
     if tool == "dagster":
+        import dagster as dg
         import dagster_duckdb  # noqa: F401
 
         import ingest_assets.components.assets  # noqa: F401
+
+        dg.DagsterInstance.ephemeral()  # imports the instance's storage modules (about 1.5 s)
     if tool == "dlt":
         os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # no network beyond loopback
         import dlt
