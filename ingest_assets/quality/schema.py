@@ -1,11 +1,12 @@
-"""Validation of record batches against a dataset's declared schema, with pandera.
+"""Validation of record batches against a dataset's declared schema.
 
-A dataset's schema is declared inline in YAML or given as a pandera ``DataFrameModel``; both end
-up as one ``pandera.DataFrameSchema``. Each batch is first coerced to the declared types with
-vectorised pandas conversions (values that do not convert are failures of the ``dtype`` rule,
-like any other rule), then validated lazily, so that every failure of the batch is collected.
-Each failure names its rule as the YAML declares it (``ge: 0``, ``dtype: int64``). Uniqueness
-is checked over the whole window after staging, not per batch.
+An inline schema whose rules are all built in is judged in Arrow (``arrow_rules``), on the batch
+as read. Otherwise (custom rules, a pandera ``DataFrameModel``) the schema becomes one
+``pandera.DataFrameSchema``: each batch is coerced to the declared types with vectorised pandas
+conversions, then validated lazily, so that every failure of the batch is collected. Both paths
+give the same outcome: values that do not convert fail the ``dtype`` rule like any other rule,
+each failure names its rule as the YAML declares it (``ge: 0``, ``dtype: int64``), and rows
+carry their file line. Uniqueness is checked over the whole window after staging, not per batch.
 """
 
 from __future__ import annotations
@@ -511,8 +512,9 @@ class BatchValidator:
             ]
         )
         # Inline rules that are all built in are judged in Arrow; the rest by pandera.
-        compiled = compile_rules(schema, self.quality, rule_name) if inline and in_arrow else None
-        self.compiled = compiled
+        self.compiled = (
+            compile_rules(schema, self.quality, rule_name) if inline and in_arrow else None
+        )
         self.targets: dict[str, tuple[str, arrow.DataType, Severity]] = {
             name: (logical, ARROW_TYPES[logical], self.severity[name])
             for name, logical in self.logical.items()
