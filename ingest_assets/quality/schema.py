@@ -552,15 +552,8 @@ class BatchValidator:
             if name not in present:
                 frame[name] = pd.Series(pd.NA, index=frame.index, dtype=pd.StringDtype())
         raw = frame[list(self.logical)].copy()
-        failures: list[tuple[int, Failure]] = []
-        coerced_away: set[tuple[str, int]] = set()
-        for name, index, shown in undecodable:
-            coerced_away.add((name, index))
-            obj, row = origins.locate(index)
-            severity = self.severity.get(name, "error")
-            failures.append(
-                (index, Failure(name, rule_name("encoding", "utf-8"), shown, obj, row, severity))
-            )
+        failures = self._encoding_failures(undecodable, origins)
+        coerced_away = {(name, index) for name, index, _ in undecodable}
         self._coerce(frame, batch, origins, failures, coerced_away)
         # Rules run on the rows whose values all converted: a value that did not convert is
         # already a failure, and a frame-level rule would see a null where the row had a value.
@@ -623,15 +616,9 @@ class BatchValidator:
             name: batch.column(name) if name in present else arrow.nulls(rows, arrow.string())
             for name in self.logical
         }
+        failures = self._encoding_failures(undecodable, origins)
         unreadable = numpy.zeros(rows, dtype=bool)
-        failures: list[tuple[int, Failure]] = []
-        for name, index, shown in undecodable:
-            unreadable[index] = True
-            obj, row = origins.locate(index)
-            severity = self.severity.get(name, "error")
-            failures.append(
-                (index, Failure(name, rule_name("encoding", "utf-8"), shown, obj, row, severity))
-            )
+        unreadable[[index for _, index, _ in undecodable]] = True
         judged = judge(
             columns,
             self.targets,
@@ -647,20 +634,30 @@ class BatchValidator:
         rejected = self._rejected(
             lambda indices: _texts(columns, indices), failures, rejected_rows, origins
         )
-        dropped = error_rows | rejected_rows
-        good = arrow.RecordBatch.from_arrays(list(judged.values.values()), names=list(self.logical))
-        kept: arrow.Array | None = None
-        if dropped:
-            keep = numpy.setdiff1d(numpy.arange(rows), numpy.fromiter(dropped, int))
-            if not len(keep):
-                return Validated(None, rejected)
-            kept = arrow.array(keep, arrow.int64())
-            good = good.take(kept)
+        kept = _kept(rows, error_rows | rejected_rows)
+        if kept is not None and not len(kept):
+            return Validated(None, rejected)
         good = arrow.RecordBatch.from_arrays(
-            [self._masked_column(name, good.column(name)) for name in self.logical],
+            [
+                self._masked_column(name, values if kept is None else values.take(kept))
+                for name, values in judged.values.items()
+            ],
             schema=self.arrow_schema,
         )
         return Validated(self._evolved(batch, good, kept, summary), rejected, kept)
+
+    def _encoding_failures(
+        self, undecodable: list[tuple[str, int, str]], origins: Origins
+    ) -> list[tuple[int, Failure]]:
+        """A failure of ``encoding: utf-8`` per value that is not UTF-8."""
+        failures: list[tuple[int, Failure]] = []
+        for name, index, shown in undecodable:
+            obj, row = origins.locate(index)
+            severity = self.severity.get(name, "error")
+            failures.append(
+                (index, Failure(name, rule_name("encoding", "utf-8"), shown, obj, row, severity))
+            )
+        return failures
 
     def _masked_column(self, name: str, values: arrow.Array) -> arrow.Array:
         """A converted column, masked as text when the declaration masks it."""
@@ -668,9 +665,7 @@ class BatchValidator:
             return values
         logical = self.logical[name]
         assert logical is not None
-        series = as_series(values, _PANDAS_DTYPES[logical])
-        text = series if logical == "string" else _as_text(series)
-        masked = mask_values(text, self.masks[name], self.salt)
+        masked = self._masked_series(name, as_series(values, _PANDAS_DTYPES[logical]))
         return arrow.array(masked, arrow.string(), from_pandas=True)
 
     def _evolved(
@@ -730,14 +725,10 @@ class BatchValidator:
         summary: ValidationSummary,
     ) -> Validated:
         """The rows not dropped, masked, as Arrow (with new columns under ``evolve``)."""
-        kept: arrow.Array | None = None
-        good_frame = frame
-        if dropped:  # positions of the rows that stay, when some were dropped
-            keep = numpy.setdiff1d(numpy.arange(len(frame)), numpy.fromiter(dropped, int))
-            if not len(keep):
-                return Validated(None, rejected)
-            kept = arrow.array(keep, arrow.int64())
-            good_frame = frame.iloc[keep]
+        kept = _kept(len(frame), dropped)
+        if kept is not None and not len(kept):
+            return Validated(None, rejected)
+        good_frame = frame if kept is None else frame.iloc[kept.to_numpy()]
         good = arrow.RecordBatch.from_pandas(
             self._mask(cast(pd.DataFrame, good_frame[list(self.logical)])),
             schema=self._output_schema(good_frame),
@@ -796,11 +787,14 @@ class BatchValidator:
         if not self.masks:
             return frame
         frame = frame.copy()
-        for name, method in self.masks.items():
-            values = cast(pd.Series, frame[name])
-            text = values if self.logical[name] == "string" else _as_text(values)
-            frame[name] = mask_values(text, method, self.salt)
+        for name in self.masks:
+            frame[name] = self._masked_series(name, cast(pd.Series, frame[name]))
         return frame
+
+    def _masked_series(self, name: str, values: pd.Series) -> pd.Series:
+        """A converted column's values masked, as text."""
+        text = values if self.logical[name] == "string" else _as_text(values)
+        return mask_values(text, self.masks[name], self.salt)
 
     def _rejected(
         self,
@@ -925,6 +919,14 @@ def _parsed_stamps(batch: arrow.RecordBatch, name: str) -> pd.Series | None:
     if parsed is None or parsed[1].any():  # some value did not parse, or is out of range
         return None
     return parsed[0].to_pandas().astype(pd.DatetimeTZDtype("us", "UTC"))
+
+
+def _kept(rows: int, dropped: set[int]) -> arrow.Array | None:
+    """Positions of the rows that stay when some were dropped (None: every row stays)."""
+    if not dropped:
+        return None
+    keep = numpy.setdiff1d(numpy.arange(rows), numpy.fromiter(dropped, int))
+    return arrow.array(keep, arrow.int64())
 
 
 def _text(values: pd.Series) -> arrow.Array:
