@@ -176,8 +176,7 @@ class DuckDBWarehouse:
             conn.execute("BEGIN TRANSACTION")
             try:
                 written = self._insert(conn, table, writes, load, run_id)
-                for write in writes:
-                    self._quarantine(conn, table, write.window, write.rejected, load, run_id)
+                self._quarantine(conn, table, writes, load, run_id)
                 if before_audit is not None:
                     before_audit()
                 audits = counted_audits(writes, written)
@@ -231,22 +230,22 @@ class DuckDBWarehouse:
         self,
         conn: duckdb.DuckDBPyConnection,
         table: DestinationSpec,
-        window: Window,
-        rejected: list[Path],
+        writes: list[WindowWrite],
         load: LoadSpec,
         run_id: str,
     ) -> None:
-        """Replace the window's rows in ``<table>__rejected`` by this load's rejected rows."""
+        """Replace the windows' rows in ``<table>__rejected`` by this load's rejected rows."""
         target = quarantine_table(table)
         name = qualified(target)
-        if not rejected and not _table_exists(conn, target):
+        files = [str(path) for write in writes for path in write.rejected]
+        if not files and not _table_exists(conn, target):
             return
-        files = [str(path) for path in rejected]
         if files:
             self._ensure_table(conn, name, target, files)
         if load.mode != "append":
-            self._delete_window(conn, name, window)
-        if files:
+            for write in writes:
+                self._delete_window(conn, name, write.window)
+        if files:  # every window's rejected rows in one statement
             conn.execute(
                 f"INSERT INTO {name} BY NAME SELECT *, ? AS _ingest_run_id, now() AS "
                 f"_ingest_loaded_at FROM {STAGED}",
@@ -326,11 +325,7 @@ class DuckDBWarehouse:
         conn: duckdb.DuckDBPyConnection, name: str, table: DestinationSpec, staged: list[str]
     ) -> None:
         """Create the table from the staged files' columns; add columns it lacks."""
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {name} AS SELECT *, NULL::VARCHAR AS _ingest_run_id, "
-            f"NULL::TIMESTAMPTZ AS _ingest_loaded_at FROM {STAGED} LIMIT 0",
-            [staged],
-        )
+        described = conn.execute(f"DESCRIBE SELECT * FROM {STAGED}", [staged]).fetchall()
         existing = {
             row[0]
             for row in conn.execute(
@@ -339,7 +334,11 @@ class DuckDBWarehouse:
                 [table.schema_name, table.table_name],
             ).fetchall()
         }
-        described = conn.execute(f"DESCRIBE SELECT * FROM {STAGED}", [staged]).fetchall()
+        if not existing:
+            columns = [f"{quote(column)} {duck_type}" for column, duck_type, *_ in described]
+            columns += ["_ingest_run_id VARCHAR", "_ingest_loaded_at TIMESTAMPTZ"]
+            conn.execute(f"CREATE TABLE {name} ({', '.join(columns)})")
+            return
         for column, duck_type, *_ in described:
             if column not in existing:
                 conn.execute(f"ALTER TABLE {name} ADD COLUMN {quote(column)} {duck_type}")
