@@ -22,6 +22,7 @@ import numpy
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as arrow
+import pyarrow.compute as arrow_compute
 import yaml
 from pandera.errors import SchemaError, SchemaErrors
 
@@ -941,11 +942,31 @@ def _texts(columns: dict[str, arrow.Array], indices: list[int]) -> dict[str, arr
     texts: dict[str, arrow.Array] = {}
     for name, column in columns.items():
         taken = column.take(positions)
-        if arrow.types.is_string(taken.type) or arrow.types.is_large_string(taken.type):
-            texts[name] = taken.cast(arrow.string())
-        else:
+        texts[name] = _arrow_text(taken)
+        if texts[name] is None:
             texts[name] = _text(taken.to_pandas(types_mapper=_string_mapper))
     return texts
+
+
+def _arrow_text(values: arrow.Array) -> arrow.Array | None:
+    """Values rendered in Arrow exactly as the pandas path shows them; None where it differs."""
+    kind = values.type
+    if arrow.types.is_string(kind) or arrow.types.is_large_string(kind):
+        return values.cast(arrow.string())
+    if arrow.types.is_integer(kind) or arrow.types.is_date32(kind):
+        return values.cast(arrow.string())
+    if arrow.types.is_boolean(kind):
+        return _compute.if_else(values, "True", "False")
+    if kind == _UTC_MICROS:
+        years = _compute.min(_compute.year(values)).as_py()
+        if years is None or years >= 1000:  # pandas writes years before 1000 unpadded
+            return _compute.strftime(values, format="%Y-%m-%dT%H:%M:%S%z")
+    return None
+
+
+#: Arrow's compute functions (generated at import, so typed loosely).
+_compute: Any = arrow_compute
+_UTC_MICROS = arrow.timestamp("us", tz="UTC")
 
 
 def _as_text(values: pd.Series) -> pd.Series:
