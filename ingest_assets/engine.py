@@ -46,6 +46,7 @@ from ingest_assets.quality.schema import (
     BatchValidator,
     ValidationSummary,
 )
+from ingest_assets.read_ahead import Pump, PumpedCpu, ReadAhead
 from ingest_assets.report import LoadReport
 from ingest_assets.sources.base import (
     Chunk,
@@ -166,11 +167,18 @@ def load_windows(
     # A source that can keep one connection for the whole run (SQL) does so.
     session = reader.session() if isinstance(reader, Sessions) else nullcontext()
     # A source that can read a whole range in one pass (SQL, REST) does so, split into windows.
+    # Any other reads the next window on a thread while the current one is validated.
     if len(windows) > 1 and isinstance(reader, RangeReads):
         reader = RangeReader(reader, windows)
+    elif len(windows) > 1:
+        reader = ReadAhead(reader, windows)
     try:
         with session:
-            _load(run, reader, warehouse)
+            try:
+                _load(run, reader, warehouse)
+            finally:  # its thread stops before the session's connection closes
+                if isinstance(reader, ReadAhead | RangeReader):
+                    reader.close()
     except Exception as exc:
         for report in run.reports:
             report.peak_rss_bytes = run.peak.read()
@@ -220,9 +228,10 @@ class _Run:
 class RangeReader:
     """Serves the windows of a range, one after another, from one pass over the whole range.
 
-    The source's ``read_range`` yields chunks tagged with their window, window after window;
-    each ``read(window)`` takes that window's chunks and stops at the first chunk of a later
-    window, which waits for the next ``read``.
+    The source's ``read_range`` yields chunks tagged with their window, window after window,
+    on a thread of its own (a :class:`Pump`: the next chunks are fetched while the current
+    ones are validated); each ``read(window)`` takes that window's chunks and stops at the
+    first chunk of a later window, which waits for the next ``read``.
 
     Args:
         reader: A source with ``read_range(windows, arrow_types)``.
@@ -232,8 +241,10 @@ class RangeReader:
     def __init__(self, reader: RangeReads, windows: list[Window]) -> None:
         self._reader = reader
         self._windows = windows
-        self._stream: Iterator[Chunk] | None = None
-        self._held: Chunk | None = None
+        self._pump: Pump | None = None
+        self._stream: Iterator[tuple[Chunk, float]] | None = None
+        self._held: tuple[Chunk, float] | None = None
+        self.cpu = PumpedCpu()
 
     def plan(self, window: Window) -> ReadPlan:
         """What the window reads, as the source plans it."""
@@ -243,19 +254,30 @@ class RangeReader:
         """Start the pass again at ``window`` (its stream broke off): the next read opens it."""
         position = next(i for i, w in enumerate(self._windows) if w.start == window.start)
         self._windows = self._windows[position:]
-        self._stream, self._held = None, None
+        self.close()
+
+    def close(self) -> None:
+        """Call off the pass (its thread ends, its connection closes)."""
+        if self._pump is not None:
+            self._pump.cancel()
+        self._pump, self._stream, self._held = None, None, None
 
     def read(self, window: Window, arrow_types: dict[str, pa.DataType]) -> Iterator[Chunk]:
         """The window's chunks of the range's one pass."""
         if self._stream is None:
-            self._stream = iter(self._reader.read_range(self._windows, arrow_types))
+            windows, reader = self._windows, self._reader
+            self._pump = Pump(lambda: reader.read_range(windows, arrow_types), "ingest-range")
+            self.cpu.pumps.append(self._pump)
+            self._stream = self._pump.items()
         while True:
-            chunk, self._held = self._held or next(self._stream, None), None
-            if chunk is None:
+            held, self._held = self._held or next(self._stream, None), None
+            if held is None:
                 return
+            chunk, cpu_seconds = held
             if chunk.period_start >= window.end:
-                self._held = chunk
+                self._held = held
                 return
+            self.cpu.count(window, cpu_seconds)
             yield chunk
 
 
@@ -349,7 +371,7 @@ def _load(run: _Run, reader: SourceReader, warehouse: Destination | None) -> Non
     ):
         passed: list[tuple[LoadReport, Stage]] = []
         for index, report in enumerate(reports):
-            cpu_started = time.process_time()
+            cpu_started = _reading_cpu(reader)
             report.schema = validator.arrow_schema
             try:
                 folder = Path(tmp) / f"window-{index:05d}"
@@ -361,11 +383,19 @@ def _load(run: _Run, reader: SourceReader, warehouse: Destination | None) -> Non
                     raise
                 _set_aside(run, report, exc, reader, [r.window for r in reports[index + 1 :]])
             finally:
-                report.cpu_seconds = time.process_time() - cpu_started
+                report.cpu_seconds = _reading_cpu(reader) - cpu_started
+                if isinstance(reader, ReadAhead | RangeReader):  # its reads on the pump's thread
+                    report.cpu_seconds += reader.cpu.consumed.get(report.window, 0.0)
         if warehouse is not None:
             if passed:
                 _write(run, passed, warehouse)
             _audit_failures(run, [r for r in reports if r.error is not None], warehouse, None)
+
+
+def _reading_cpu(reader: SourceReader) -> float:
+    """The process's CPU time but the reading threads' (counted for the windows they read)."""
+    pumped = reader.cpu.spent() if isinstance(reader, ReadAhead | RangeReader) else 0.0
+    return time.process_time() - pumped
 
 
 def _set_aside(

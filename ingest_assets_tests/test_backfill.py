@@ -1,6 +1,7 @@
 """Single-run range backfills: many partitions in one run, each replaced exactly and reported
 as itself; a bad partition fails alone (or, with ``range_atomic``, the whole range)."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -141,6 +142,8 @@ def test_an_atomic_range_fails_whole_on_one_bad_partition_and_writes_nothing(
     assert not result.success
     assert "window [2026-10-04" in step_failure(result)
     assert query(data_dir, PER_WINDOW) == before, "no partition of a failed range is written"
+    reading = [thread for thread in threading.enumerate() if thread.name == "ingest-read-ahead"]
+    assert not reading, "the read of the window after the bad one is called off"
     assert not result.asset_materializations_for_node("orders")
     failed = query(
         data_dir,
