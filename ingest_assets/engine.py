@@ -579,7 +579,7 @@ READ_RETRY_SECONDS = 0.5
 
 #: Rows read between two returns of freed memory to the system. Returning it costs page faults
 #: when the next batches allocate again, so it pays only for large windows.
-RELEASE_ROWS = 500_000
+RELEASE_ROWS = 131_072
 
 #: Memory for the queries over a window's staged files; beyond it they spill to disk.
 SCRATCH_MEMORY = "64MB"
