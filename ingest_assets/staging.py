@@ -1,8 +1,10 @@
 """Staging: a window's validated and rejected rows written to local Parquet files.
 
 The engine stages every window before anything is written, so the destination receives files
-it can copy in one short transaction. The queries over staged files (uniqueness, dedup, checksum)
-run in a scratch DuckDB of the engine's, never in the destination.
+it can copy in one short transaction. Batches are written on a thread of their own while the
+next one is validated, and the checksum is summed batch by batch as they are written. The
+queries that need the whole window (uniqueness, dedup) run over the staged files in a scratch
+DuckDB of the engine's, never in the destination.
 """
 
 from __future__ import annotations

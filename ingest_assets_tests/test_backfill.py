@@ -2,6 +2,7 @@
 as itself; a bad partition fails alone (or, with ``range_atomic``, the whole range)."""
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -220,3 +221,23 @@ def test_gathering_small_files_into_one_batch_keeps_every_row_and_where_it_came_
             "GROUP BY 1 ORDER BY 1"
         ).fetchall()
     assert objects == [(f"part-{part}.csv", 29) for part in range(6)]
+
+
+def test_cpu_time_of_a_range_read_ahead_is_counted_once_per_window(tmp_path: Path) -> None:
+    """The next window is read on another thread while the current one is validated; each
+    window's CPU figure counts its own read, and together they never exceed the process's."""
+    landing = tmp_path / "landing"
+    for index, day in enumerate(DAYS, start=1):
+        write_csv(landing / f"dt={day}" / "a.csv", order_rows(day, 3000 * index))
+    spec = orders_spec("landing")
+    assert isinstance(spec.source, ObjectStoreSource)
+    reader = ObjectStoreReader(LocalStore(landing), spec.source, dataset="orders")
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    windows = [Window(start + timedelta(days=i), start + timedelta(days=i + 1)) for i in range(5)]
+    warehouse = DuckDBWarehouse(duckdb_connector(tmp_path / "w.duckdb"), "w")
+    cpu_before = time.process_time()
+    reports = load_windows(spec, windows, reader, warehouse, run_id="r")
+    spent = time.process_time() - cpu_before
+    assert [r.rows_written for r in reports] == [3000 * i for i in range(1, 6)]
+    assert all(r.cpu_seconds > 0 for r in reports)
+    assert sum(r.cpu_seconds for r in reports) <= spent + 0.01
