@@ -155,15 +155,22 @@ def test_an_atomic_range_fails_whole_on_one_bad_partition_and_writes_nothing(
     assert "1 of 40 rows failed validation" in failed[3][1]
 
 
-def test_a_range_load_gives_the_same_rows_as_one_load_per_window(tmp_path: Path) -> None:
-    landing = tmp_path / "landing"
+def _landed_days(
+    folder: Path, rows_per_index: int
+) -> tuple[DatasetSpec, ObjectStoreReader, list[Window]]:
+    """The days of DAYS landed as CSV files (day i with i times ``rows_per_index`` rows)."""
     for index, day in enumerate(DAYS, start=1):
-        write_csv(landing / f"dt={day}" / "a.csv", order_rows(day, 100 * index))
+        write_csv(folder / f"dt={day}" / "a.csv", order_rows(day, rows_per_index * index))
     spec = orders_spec("landing")
     assert isinstance(spec.source, ObjectStoreSource)
-    reader = ObjectStoreReader(LocalStore(landing), spec.source, dataset="orders")
+    reader = ObjectStoreReader(LocalStore(folder), spec.source, dataset="orders")
     start = datetime(2026, 10, 1, tzinfo=UTC)
     windows = [Window(start + timedelta(days=i), start + timedelta(days=i + 1)) for i in range(5)]
+    return spec, reader, windows
+
+
+def test_a_range_load_gives_the_same_rows_as_one_load_per_window(tmp_path: Path) -> None:
+    spec, reader, windows = _landed_days(tmp_path / "landing", 100)
     one_by_one = DuckDBWarehouse(duckdb_connector(tmp_path / "a.duckdb"), "a")
     in_one_pass = DuckDBWarehouse(duckdb_connector(tmp_path / "b.duckdb"), "b")
     singles = [load_window(spec, w, reader, one_by_one, run_id="r") for w in windows]
@@ -226,14 +233,7 @@ def test_gathering_small_files_into_one_batch_keeps_every_row_and_where_it_came_
 def test_cpu_time_of_a_range_read_ahead_is_counted_once_per_window(tmp_path: Path) -> None:
     """The next window is read on another thread while the current one is validated; each
     window's CPU figure counts its own read, and together they never exceed the process's."""
-    landing = tmp_path / "landing"
-    for index, day in enumerate(DAYS, start=1):
-        write_csv(landing / f"dt={day}" / "a.csv", order_rows(day, 3000 * index))
-    spec = orders_spec("landing")
-    assert isinstance(spec.source, ObjectStoreSource)
-    reader = ObjectStoreReader(LocalStore(landing), spec.source, dataset="orders")
-    start = datetime(2026, 10, 1, tzinfo=UTC)
-    windows = [Window(start + timedelta(days=i), start + timedelta(days=i + 1)) for i in range(5)]
+    spec, reader, windows = _landed_days(tmp_path / "landing", 3000)
     warehouse = DuckDBWarehouse(duckdb_connector(tmp_path / "w.duckdb"), "w")
     cpu_before = time.process_time()
     reports = load_windows(spec, windows, reader, warehouse, run_id="r")
