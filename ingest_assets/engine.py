@@ -370,8 +370,10 @@ def _load(run: _Run, reader: SourceReader, warehouse: Destination | None) -> Non
         ) as scratch,
     ):
         passed: list[tuple[LoadReport, Stage]] = []
+        # What reading threads spend is counted for the window that consumes what they read.
+        pumped = reader.cpu if isinstance(reader, ReadAhead | RangeReader) else PumpedCpu()
         for index, report in enumerate(reports):
-            cpu_started = _reading_cpu(reader)
+            cpu_started = time.process_time() - pumped.spent()
             report.schema = validator.arrow_schema
             try:
                 folder = Path(tmp) / f"window-{index:05d}"
@@ -383,19 +385,13 @@ def _load(run: _Run, reader: SourceReader, warehouse: Destination | None) -> Non
                     raise
                 _set_aside(run, report, exc, reader, [r.window for r in reports[index + 1 :]])
             finally:
-                report.cpu_seconds = _reading_cpu(reader) - cpu_started
-                if isinstance(reader, ReadAhead | RangeReader):  # its reads on the pump's thread
-                    report.cpu_seconds += reader.cpu.consumed.get(report.window, 0.0)
+                report.cpu_seconds = (
+                    time.process_time() - pumped.spent() - cpu_started
+                ) + pumped.consumed.get(report.window, 0.0)
         if warehouse is not None:
             if passed:
                 _write(run, passed, warehouse)
             _audit_failures(run, [r for r in reports if r.error is not None], warehouse, None)
-
-
-def _reading_cpu(reader: SourceReader) -> float:
-    """The process's CPU time but the reading threads' (counted for the windows they read)."""
-    pumped = reader.cpu.spent() if isinstance(reader, ReadAhead | RangeReader) else 0.0
-    return time.process_time() - pumped
 
 
 def _set_aside(
