@@ -951,9 +951,12 @@ def _texts(columns: dict[str, arrow.Array], indices: list[int]) -> dict[str, arr
 def _arrow_text(values: arrow.Array) -> arrow.Array | None:
     """Values rendered in Arrow exactly as the pandas path shows them; None where it differs."""
     kind = values.type
-    if arrow.types.is_string(kind) or arrow.types.is_large_string(kind):
-        return values.cast(arrow.string())
-    if arrow.types.is_integer(kind) or arrow.types.is_date32(kind):
+    if (
+        arrow.types.is_string(kind)
+        or arrow.types.is_large_string(kind)
+        or arrow.types.is_integer(kind)
+        or arrow.types.is_date32(kind)
+    ):
         return values.cast(arrow.string())
     if arrow.types.is_boolean(kind):
         return _compute.if_else(values, "True", "False")
