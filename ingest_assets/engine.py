@@ -538,7 +538,13 @@ def _read(
         name: ARROW_TYPES[logical] for name, logical in validator.logical.items() if logical
     }
     folder.mkdir(parents=True)
-    stage = Stage(folder, validator.arrow_schema, validator.rejected_schema, scratch)
+    stage = Stage(
+        folder,
+        validator.arrow_schema,
+        validator.rejected_schema,
+        scratch,
+        unique=validator.unique_columns,
+    )
     since_release = 0
     with report.phase("read_validate"), stage:
         for batch, origins, period_start in gather(reader.read(window, arrow_types), GATHER_ROWS):

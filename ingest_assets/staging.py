@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -89,6 +90,8 @@ class Stage:
         schema: The declared output columns (the first file always has them, even when empty).
         rejected_schema: The quarantine rows' columns.
         scratch: An in-memory DuckDB connection for the queries over the staged files.
+        unique: Columns declared unique: their values' hashes are kept while staging, so a
+            window whose hashes never repeat needs no query over the staged files.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class Stage:
         schema: pa.Schema,
         rejected_schema: pa.Schema,
         scratch: duckdb.DuckDBPyConnection,
+        unique: list[str] | None = None,
     ) -> None:
         self.folder = folder
         self.scratch = scratch
@@ -111,6 +115,9 @@ class Stage:
         #: The checksum's running sum while every staged batch has the first file's columns
         #: (None once they changed or rows were dropped: then it is read from the files).
         self._hashes: int | None = 0
+        #: Per unique column, the hashes of its non-null staged values (None: a type whose
+        #: equality a hash may not follow, such as floats; its check queries the files).
+        self._unique: dict[str, list[numpy.ndarray] | None] = {name: [] for name in unique or []}
         # Batches are written on a thread of their own while the next one is read and
         # validated; one batch at a time is in flight, so memory stays that of two batches.
         self._pool: ThreadPoolExecutor | None = None
@@ -172,8 +179,8 @@ class Stage:
             if writer is None or not writer.schema.equals(batch.schema):
                 writer = self._open(batch.schema)
             writer.write_batch(batch)
-            if self._hashes is not None:
-                self._hashes += self._hash_sum(batch)
+            if self._hashes is not None or self._unique:
+                self._hash(batch)
         if rejected is not None:
             if self._rejected_writer is None:
                 path = self.folder / "rejected.parquet"
@@ -214,14 +221,28 @@ class Stage:
         """Rows staged."""
         return staged_rows(self.files)
 
-    def _hash_sum(self, batch: pa.RecordBatch) -> int:
-        """The sum of the rows' hashes in a batch as staged (the checksum's part of it)."""
+    def _hash(self, batch: pa.RecordBatch) -> None:
+        """Add a staged batch's row hashes to the checksum, its unique values' to theirs."""
         self.scratch.register(_BATCH, batch)
         try:
-            row = self.scratch.execute(f"SELECT sum(hash(t)) FROM {_BATCH} t").fetchone()
+            if self._hashes is not None:
+                row = self.scratch.execute(f"SELECT sum(hash(t)) FROM {_BATCH} t").fetchone()
+                self._hashes += int(row[0]) if row and row[0] is not None else 0
+            for column, hashes in self._unique.items():
+                if hashes is None:
+                    continue
+                if column not in batch.schema.names or not _hash_is_equality(
+                    batch.schema.field(column).type
+                ):
+                    self._unique[column] = None
+                    continue
+                col = quote(column)
+                values = self.scratch.execute(
+                    f"SELECT hash({col}) FROM {_BATCH} WHERE {col} IS NOT NULL"
+                ).to_arrow_table()
+                hashes.append(values.column(0).to_numpy())
         finally:
             self.scratch.unregister(_BATCH)
-        return int(row[0]) if row and row[0] is not None else 0
 
     def checksum(self) -> str | None:
         """An order-independent checksum of the staged rows (None when there are none).
@@ -259,8 +280,16 @@ class Stage:
         )
 
     def check_unique(self, columns: list[str], summary: ValidationSummary) -> None:
-        """Record values repeated within the window for columns declared unique."""
+        """Record values repeated within the window for columns declared unique.
+
+        A column whose staged values' hashes are all different has no repeated value; the
+        others (a repeated hash, or a type without kept hashes) are grouped over the files.
+        """
+        self._wait()
         for column in columns:
+            hashes = self._unique.get(column)
+            if hashes is not None and not _repeats(hashes):
+                continue
             col = quote(column)
             rows = self.scratch.execute(
                 f"SELECT {col}, count(*) AS n, min({quote(OBJECT_COLUMN)}) FROM {STAGED} "
@@ -270,6 +299,27 @@ class Stage:
             for value, count, object_uri in rows:
                 summary.add(Failure(column, "unique: true", value, object_uri, None), count)
                 summary.rows_failed += count
+
+
+def _hash_is_equality(kind: pa.DataType) -> bool:
+    """Whether DuckDB's equal values of this type always hash alike (floats are left out)."""
+    types = pa.types
+    return (
+        types.is_integer(kind)
+        or types.is_string(kind)
+        or types.is_large_string(kind)
+        or types.is_boolean(kind)
+        or types.is_date(kind)
+        or types.is_timestamp(kind)
+    )
+
+
+def _repeats(hashes: list[numpy.ndarray]) -> bool:
+    """Whether any hash occurs twice."""
+    if not hashes:
+        return False
+    ordered = numpy.sort(numpy.concatenate(hashes))
+    return bool((ordered[1:] == ordered[:-1]).any())
 
 
 _WINDOW_TYPE = pa.timestamp("us", tz="UTC")

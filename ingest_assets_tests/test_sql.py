@@ -441,12 +441,16 @@ def test_a_range_of_days_loads_through_one_connection_with_each_day_exactly(
     assert opened <= 3 * per_connection, (opened, per_connection)
 
 
-@pytest.mark.parametrize("column_type", ["timestamptz", "timestamp"])
+@pytest.mark.parametrize(
+    ("column_type", "selected"),
+    [("timestamptz", None), ("timestamp", None), ("date", None), ("timestamptz", ["id"])],
+)
 def test_one_query_over_a_range_splits_rows_into_the_windows_a_query_per_window_gives(
-    postgres: Postgres, pg_orders: str, column_type: str
+    postgres: Postgres, pg_orders: str, column_type: str, selected: list[str] | None
 ) -> None:
-    """The range read (one ordered query, split by the database's epoch of each row) puts every
-    row, midnight boundaries included, in the window a query per window puts it in."""
+    """The range read (one ordered query, split by each row's time: from the Arrow column, or
+    the database's epoch when the time column is not selected) puts every row, midnight
+    boundaries included, in the window a query per window puts it in."""
     table = f"{pg_orders}.events"
     postgres.execute(
         f"CREATE TABLE {table} (id bigint, at {column_type})",
@@ -454,7 +458,8 @@ def test_one_query_over_a_range_splits_rows_into_the_windows_a_query_per_window_
         " FROM generate_series(0, 40) AS i",  # 8 a day, one exactly at each midnight
     )
     columns = {"id": {"dtype": "int64"}}
-    source = sql_spec("events", {"table": table, "time_column": "at"}, columns).source
+    declared = {"table": table, "time_column": "at", "columns": selected}
+    source = sql_spec("events", declared, columns).source
     assert isinstance(source, SqlSource)
     reader = SqlReader(source, postgres.url(), dataset="events")
     start = datetime(2026, 10, 1, tzinfo=UTC)
@@ -469,3 +474,4 @@ def test_one_query_over_a_range_splits_rows_into_the_windows_a_query_per_window_
         in_one_pass = [ids(ranged.read(window, {})) for window in windows]
     assert in_one_pass == one_by_one
     assert one_by_one[1] == list(range(8, 16)), "midnight belongs to the day it starts"
+    assert sum(map(len, in_one_pass)) == 32

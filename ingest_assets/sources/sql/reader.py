@@ -10,10 +10,10 @@ once. The URL's password never appears in a message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
+from itertools import chain, pairwise
 from typing import Any, TypeVar
 
 import numpy
@@ -29,6 +29,8 @@ from ingest_assets.sources.sql.spec import SqlSource
 from ingest_assets.windows import Window
 
 T = TypeVar("T")
+#: Runs a query (SQL and its parameters) on a connection and streams its rows as Arrow batches.
+Run = Callable[[str, list[Any]], Generator[pa.RecordBatch, None, None]]
 #: Size of the Arrow batches PostgreSQL windows are streamed in.
 POSTGRES_BATCH_BYTES = 8 * 2**20
 
@@ -79,8 +81,29 @@ _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+_DAY_US = 86_400_000_000
+
+
 def _epoch_us(moment: datetime) -> int:
     return (moment - _UNIX) // _MICROSECOND
+
+
+def _arrow_epochs(batch: pa.RecordBatch, column: str) -> numpy.ndarray | None:
+    """The column's values as UTC epoch microseconds, or None if its type does not give them.
+
+    Timestamps in seconds, milliseconds or microseconds (zoned ones are UTC inside, naive ones
+    read as UTC, the session's zone) and dates (midnight UTC) convert exactly.
+    """
+    if column not in batch.schema.names:
+        return None
+    values = batch.column(column)
+    kind = values.type
+    if pa.types.is_date32(kind):
+        return values.cast(pa.int32()).to_numpy(zero_copy_only=False).astype(numpy.int64) * _DAY_US
+    if pa.types.is_timestamp(kind) and kind.unit in ("s", "ms", "us"):
+        micros = values.cast(pa.timestamp("us", kind.tz)).cast(pa.int64())
+        return micros.to_numpy(zero_copy_only=False)
+    return None
 
 
 class SqlReader:
@@ -116,7 +139,7 @@ class SqlReader:
             except Exception as exc:
                 raise self._error(exc, connecting=True) from None
         self._in_session = False
-        self._shared: Callable[[str, list[Any]], Iterator[pa.RecordBatch]] | None = None
+        self._shared: Run | None = None
         self._shared_stack: ExitStack | None = None
 
     # -- what the user sees ------------------------------------------------------------------
@@ -175,7 +198,7 @@ class SqlReader:
                 raise
 
     @contextmanager
-    def _reading(self) -> Iterator[Callable[[str, list[Any]], Iterator[pa.RecordBatch]]]:
+    def _reading(self) -> Iterator[Run]:
         """The session's connection if one is open, else a connection of its own."""
         if not self._in_session:
             with self._connection() as run:
@@ -228,17 +251,11 @@ class SqlReader:
             for window in windows:
                 yield from self.read(window, arrow_types)
             return
-        sql, params = self._select(
-            Window(windows[0].start, windows[-1].end), count=False, ranged=True
-        )
+        whole = Window(windows[0].start, windows[-1].end)
         ends = numpy.array([_epoch_us(window.end) for window in windows], dtype=numpy.int64)
         first_rows = [1] * len(windows)
         with self._reading() as run:
-            for batch in run(sql, params):
-                if not batch.num_rows:
-                    continue
-                epochs = batch.column(_EPOCH).to_numpy(zero_copy_only=False)
-                batch = batch.drop_columns([_EPOCH])
+            for batch, epochs in self._ordered_epochs(run, whole):
                 which = numpy.searchsorted(ends, epochs, side="right")
                 cuts = [0, *(numpy.flatnonzero(numpy.diff(which)) + 1).tolist(), len(which)]
                 for start, stop in pairwise(cuts):
@@ -246,6 +263,36 @@ class SqlReader:
                     part = batch.slice(start, stop - start)
                     yield Chunk(part, self.origin, first_rows[index], windows[index].start)
                     first_rows[index] += part.num_rows
+
+    def _ordered_epochs(
+        self, run: Run, whole: Window
+    ) -> Iterator[tuple[pa.RecordBatch, numpy.ndarray]]:
+        """The range's rows in time order, each batch with its rows' epoch microseconds.
+
+        A time column that arrives as an Arrow timestamp or date gives the epochs itself (the
+        session's time zone is UTC, as the windows' comparisons assume); any other type (text
+        a database casts) has the database add them as a column, with the same casting rules
+        the window's own query uses.
+        """
+        sql, params = self._select(whole, count=False, ranged=True)
+        batches = run(sql, params)
+        first = next((batch for batch in batches if batch.num_rows), None)
+        if first is None:
+            return
+        time_column = self.source.time_column
+        assert time_column is not None
+        if _arrow_epochs(first, time_column) is None:
+            batches.close()
+            sql, params = self._select(whole, count=False, ranged=True, epoch=True)
+            for batch in run(sql, params):
+                if batch.num_rows:
+                    epochs = batch.column(_EPOCH).to_numpy(zero_copy_only=False)
+                    yield batch.drop_columns([_EPOCH]), epochs
+            return
+        for batch in chain([first], batches):
+            epochs = _arrow_epochs(batch, time_column)
+            if batch.num_rows and epochs is not None:
+                yield batch, epochs
 
     def probe(self, columns: list[str]) -> str:
         """Check that the database answers and the relation has ``columns``; reads no rows.
@@ -294,9 +341,9 @@ class SqlReader:
         return f"({self.source.query}) AS ingest_query"
 
     def _select(
-        self, window: Window, *, count: bool, ranged: bool = False
+        self, window: Window, *, count: bool, ranged: bool = False, epoch: bool = False
     ) -> tuple[str, list[Any]]:
-        """The window's query; ``ranged`` adds each row's epoch microseconds and orders by time."""
+        """The window's query; ``ranged`` orders by time, ``epoch`` adds each row's epoch (us)."""
         source = self.source
         relation = self._relation()
         columns = ", ".join(self._quote(c) for c in source.columns) if source.columns else "*"
@@ -304,13 +351,14 @@ class SqlReader:
             return f"SELECT {'count(*)' if count else columns} FROM {relation}", []
         column = self._quote(source.time_column)
         order = ""
-        if ranged:
-            epoch = (
+        if epoch:
+            epochs = (
                 f"(extract(epoch FROM {column}::timestamptz) * 1000000)::bigint"
                 if self.backend == "postgresql"
                 else f"epoch_us({column}::TIMESTAMPTZ)"
             )
-            columns = f"{columns}, {epoch} AS {_EPOCH}"
+            columns = f"{columns}, {epochs} AS {_EPOCH}"
+        if ranged:
             order = f" ORDER BY {column}"
         select = f"SELECT {'count(*)' if count else columns} FROM {relation}"
         start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
@@ -337,7 +385,7 @@ class SqlReader:
     @contextmanager
     def _connection(
         self,
-    ) -> Iterator[Callable[[str, list[Any]], Iterator[pa.RecordBatch]]]:
+    ) -> Iterator[Run]:
         """Open a connection (with retries) and yield a function that runs one query."""
         opener: Callable[[], AbstractContextManager[Any]] = {
             "postgresql": self._postgres,
@@ -427,7 +475,7 @@ class SqlReader:
         )
 
     @contextmanager
-    def _postgres(self) -> Iterator[Callable[[str, list[Any]], Iterator[pa.RecordBatch]]]:
+    def _postgres(self) -> Iterator[Run]:
         import adbc_driver_postgresql.dbapi as adbc_pg
 
         uri = self._parsed.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -438,30 +486,30 @@ class SqlReader:
                 **{"adbc.postgresql.batch_size_hint_bytes": str(POSTGRES_BATCH_BYTES)}
             )
 
-            def run(sql: str, params: list[Any]) -> Iterator[pa.RecordBatch]:
+            def run(sql: str, params: list[Any]) -> Generator[pa.RecordBatch, None, None]:
                 cursor.execute(sql, parameters=params or None)
                 yield from cursor.fetch_record_batch()
 
             yield run
 
     @contextmanager
-    def _duckdb(self) -> Iterator[Callable[[str, list[Any]], Iterator[pa.RecordBatch]]]:
+    def _duckdb(self) -> Iterator[Run]:
         import duckdb
 
         with duckdb.connect(self._parsed.database or ":memory:", read_only=True) as conn:
             conn.execute("SET TimeZone = 'UTC'")
 
-            def run(sql: str, params: list[Any]) -> Iterator[pa.RecordBatch]:
+            def run(sql: str, params: list[Any]) -> Generator[pa.RecordBatch, None, None]:
                 yield from conn.execute(sql, params).to_arrow_reader(self.source.batch_rows)
 
             yield run
 
     @contextmanager
-    def _sqlalchemy(self) -> Iterator[Callable[[str, list[Any]], Iterator[pa.RecordBatch]]]:
+    def _sqlalchemy(self) -> Iterator[Run]:
         with _sqlalchemy_engine(self._url).connect() as conn:
             conn = conn.execution_options(stream_results=True, yield_per=self.source.batch_rows)
 
-            def run(sql: str, params: list[Any]) -> Iterator[pa.RecordBatch]:
+            def run(sql: str, params: list[Any]) -> Generator[pa.RecordBatch, None, None]:
                 bound: dict[str, Any] = dict(zip(("start", "end"), params, strict=False))
                 result = conn.execute(sa.text(sql), bound)
                 names = list(result.keys())
