@@ -201,6 +201,43 @@ def list_datasets(as_json: bool, defs: Path | None, debug: bool) -> None:
     _out.print(table)
 
 
+@cli.command("serve")
+@click.argument("datasets", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The journal of accepted records (default: ingest_api/journal.sqlite under "
+    "INGEST_ASSETS_DATA_DIR). Keep it on a disk that outlives the server.",
+)
+@_common
+def serve_command(
+    datasets: tuple[str, ...],
+    host: str,
+    port: int,
+    journal: Path | None,
+    defs: Path | None,
+    debug: bool,
+) -> None:
+    """Serve the ingest API: POST /ingest/<dataset> for datasets with ingest_api set.
+
+    With DATASETS, only those take pushes. Accepted records are journaled before the answer
+    and written as files under each dataset's key template; its landing sensor loads them.
+    """
+    from ingest_assets.declarations import load_declared
+    from ingest_assets.push.app import serve
+
+    specs = [entry.spec for entry in load_declared(defs)]
+    unknown = sorted(set(datasets) - {spec.name for spec in specs})
+    if unknown:
+        _err.print(f"No dataset named {', '.join(unknown)}.")
+        sys.exit(INVALID)
+    chosen = [spec for spec in specs if not datasets or spec.name in datasets]
+    serve(chosen, host=host, port=port, journal_path=journal)
+
+
 @cli.command("seed-demo")
 @click.option(
     "--until",

@@ -333,7 +333,7 @@ def _audit_failures(
             )
 
 
-def _validator(spec: DatasetSpec, salt: str | None) -> BatchValidator:
+def validator_for(spec: DatasetSpec, salt: str | None) -> BatchValidator:
     """The dataset's validator; a hash-masked column without its salt is a ConfigError."""
     declared = spec.table_schema.columns or {}
     if any(column.mask == "hash" for column in declared.values()) and not salt:
@@ -353,7 +353,7 @@ def _load(run: _Run, reader: SourceReader, warehouse: Destination | None) -> Non
     keeps its error in its report and the run goes on with the next window.
     """
     spec, reports = run.spec, run.reports
-    validator = _validator(spec, run.salt)
+    validator = validator_for(spec, run.salt)
     volume = spec.quality.volume
     history = (
         warehouse.load_history(spec.name, reports[0].window.start, volume.trailing)

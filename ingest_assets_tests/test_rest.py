@@ -18,8 +18,9 @@ from ingest_assets.components.assets import dataset_asset
 from ingest_assets.engine import RangeReader
 from ingest_assets.errors import SourceError
 from ingest_assets.sources.base import Chunk
+from ingest_assets.sources.records import batch_by_value, flatten, records_batch
 from ingest_assets.sources.rest.paginators import Page, PageRequest, Paginator
-from ingest_assets.sources.rest.reader import RestReader, flatten, parse_retry_after
+from ingest_assets.sources.rest.reader import RestReader, parse_retry_after
 from ingest_assets.spec import DatasetSpec, RestSource
 from ingest_assets.windows import Window
 from ingest_assets_tests.api_server import ApiState, make_records
@@ -362,9 +363,6 @@ def test_arrow_page_conversion_gives_the_same_columns_as_the_per_value_path(nest
     """Pages are converted by Arrow in one call (to the declared types when a page has only
     declared fields); the result equals the per-value conversion, for nested objects and lists,
     keys that appear late, nulls, and a field that changes type."""
-    source = rest_spec("http://127.0.0.1:9", "/orders", nested=nested).source
-    assert isinstance(source, RestSource)
-    reader = RestReader(source, dataset="orders")
     declared = {"id": pa.string(), "amount": pa.float64(), "missing": pa.string()}
     pages: list[list[Any]] = [
         [
@@ -376,8 +374,8 @@ def test_arrow_page_conversion_gives_the_same_columns_as_the_per_value_path(nest
         [{"id": "a", "amount": 1, "missing": None}, {"id": "b", "amount": 2.5}],  # declared only
     ]
     for records in pages:
-        fast = reader._batch(records, declared)
-        slow = reader._batch_by_value(
+        fast = records_batch(records, declared, flat=nested == "flatten")
+        slow = batch_by_value(
             [flatten(r) for r in records] if nested == "flatten" else records, list(declared)
         )
         assert fast.schema.names == slow.schema.names

@@ -381,6 +381,8 @@ class ValidationSummary:
         warn_counts: Warn failures per (column, rule).
         sample: The first failures, error and warn.
         drift: The source's columns against the declared ones.
+        every: When a list is given, every failure with the index of its row in the batch (-1:
+            the whole batch), for callers that answer per row (the ingest API).
     """
 
     rows_checked: int = 0
@@ -390,6 +392,7 @@ class ValidationSummary:
     warn_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     sample: list[Failure] = field(default_factory=list)
     drift: DriftReport = field(default_factory=DriftReport)
+    every: list[tuple[int, Failure]] | None = None
 
     @property
     def passed(self) -> bool:
@@ -597,6 +600,8 @@ class BatchValidator:
         failures = [(row, self._masked_failure(failure)) for row, failure in failures]
         for _, failure in failures:
             summary.add(failure)
+        if summary.every is not None:
+            summary.every.extend(failures)
         summary.rows_failed += len(error_rows)
         summary.rows_rejected += len(rejected_rows)
         return failures, error_rows, rejected_rows

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.fields import FieldInfo
 
 from ingest_assets.destinations.registry import DESTINATION_KINDS
+from ingest_assets.push.spec import IngestApiSpec
+from ingest_assets.push.target import TakesPushes
 from ingest_assets.sources.object_store.landing import Lands
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.spec.base import Strict, check_identifier
@@ -79,6 +81,11 @@ class DatasetSpec(Strict):
         description="Retries of transient failures (network, 5xx, locks); validation failures "
         "and bad configuration are never retried.",
     )
+    ingest_api: IngestApiSpec | None = Field(
+        default=None,
+        description="Accept records pushed to POST /ingest/<dataset> (`ingest-assets serve`): "
+        "true, or the API's settings. They land as files under source.key_template.",
+    )
     priority: int = Field(
         default=0, description="Run priority (dagster/priority): higher runs are launched first."
     )
@@ -96,6 +103,13 @@ class DatasetSpec(Strict):
                 f"{value!r}: use lowercase letters, digits and underscores, starting with a letter"
             )
         return value
+
+    @field_validator("ingest_api", mode="before")
+    @classmethod
+    def _ingest_api(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        return None if value is False else value
 
     @field_validator("group")
     @classmethod
@@ -139,7 +153,37 @@ class DatasetSpec(Strict):
                         f"{where}: column {column!r} is not declared in schema.columns"
                     )
         kind.check(self, self.source)
+        if self.ingest_api is not None:
+            self._check_ingest_api(self.ingest_api)
         return self
+
+    def _check_ingest_api(self, api: IngestApiSpec) -> None:
+        kind = SOURCE_KINDS.of(self.source)
+        if not isinstance(kind, TakesPushes):
+            raise ValueError(
+                f"ingest_api: pushed records land as files; a {kind.name} source cannot take "
+                "them (use an object_store source: a folder or s3:// location)"
+            )
+        kind.push_target(self, self.source)
+        declared = self.table_schema.columns
+        if declared is None:
+            raise ValueError("ingest_api needs the columns declared inline under schema.columns")
+        for key, column in (
+            ("time_field", api.time_field),
+            ("idempotency_field", api.idempotency_field),
+        ):
+            if column is not None and column not in declared:
+                raise ValueError(
+                    f"ingest_api.{key}: column {column!r} is not declared in schema.columns"
+                )
+        if api.time_field is not None and declared[api.time_field].dtype not in (
+            "timestamp",
+            "date",
+        ):
+            raise ValueError(
+                f"ingest_api.time_field: column {api.time_field!r} is a "
+                f"{declared[api.time_field].dtype}; it must be a timestamp or a date"
+            )
 
 
 def _rebuild() -> None:

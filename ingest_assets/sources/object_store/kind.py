@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ingest_assets.errors import SourceError
 from ingest_assets.paths import data_dir
+from ingest_assets.push.target import PushTarget
 from ingest_assets.redaction import register_secret
 from ingest_assets.sources.object_store.formats import read_object
 from ingest_assets.sources.object_store.landing import LandingFeed
@@ -63,7 +64,7 @@ class ObjectStoreKind(SourceKind[ObjectStoreSource]):
         """A reader over the source's store."""
         return ObjectStoreReader(self.store(source, resources), source, dataset=dataset.name)
 
-    def store(self, source: ObjectStoreSource, resources: Any) -> ObjectStore:
+    def store(self, source: ObjectStoreSource, resources: Any) -> LocalStore | S3Store:
         """The store: S3 through the source's S3 resource, or a local folder."""
         if not source.is_s3:
             root = Path(source.location)
@@ -194,6 +195,44 @@ class ObjectStoreKind(SourceKind[ObjectStoreSource]):
             key_template=source.key_template,
             resource_keys=self.resource_keys(source),
             open_store=lambda resources: self.store(source, resources),
+        )
+
+    def push_target(self, dataset: DatasetSpec, source: ObjectStoreSource) -> PushTarget:
+        """Pushed records land as files of the key template's periods; its ``*`` names them.
+
+        Raises:
+            ValueError: the template's file name has no single ``*`` (or other wildcards), or
+                the format is CSV.
+        """
+        template = source.key_template
+        folders, _, name = template.rpartition("/")
+        if name.count("*") != 1 or any(ch in template for ch in "?[]") or "*" in folders:
+            raise ValueError(
+                f"ingest_api: source.key_template {template!r} must name files with exactly one "
+                "'*' in the last segment (and no other wildcards), which becomes each written "
+                "file's name; e.g. 'dt={date}/*.ndjson'"
+            )
+        fmt = source.format_for(name.replace("*", "x"))
+        if fmt == "csv":
+            raise ValueError(
+                "ingest_api: pushed records are written as NDJSON or Parquet; set "
+                "source.format (or the key template's extension) to ndjson or parquet"
+            )
+        api = dataset.ingest_api
+        location = source.location.rstrip("/")
+        dead = (
+            api.dead_letters if api and api.dead_letters else None
+        ) or f"{location}/_dead_letters"
+        dead_source = source.model_copy(update={"location": dead})
+        return PushTarget(
+            location=source.location,
+            key_template=template,
+            format=fmt,
+            granularity=key_template_granularity(template),
+            timezone=dataset.partitioning.timezone,
+            dead_letters=dead,
+            open_store=lambda resources: self.store(source, resources),
+            open_dead_letters=lambda resources: self.store(dead_source, resources),
         )
 
 

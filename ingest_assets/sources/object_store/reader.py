@@ -8,6 +8,7 @@ streams their rows as Arrow record batches.
 
 from __future__ import annotations
 
+import os
 import re
 import string
 import tempfile
@@ -84,6 +85,14 @@ class ObjectStore(Protocol):
         ...
 
 
+class WritableStore(ObjectStore, Protocol):
+    """A store files can be written to (where pushed records land)."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` as ``key`` whole: readers see all of it or none."""
+        ...
+
+
 class LocalStore:
     """Files under a folder on the local disk.
 
@@ -125,6 +134,27 @@ class LocalStore:
     def uri(self, key: str) -> str:
         """The file's absolute path."""
         return str(self.root / key)
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write a file whole and durably: a reader sees the old one or the new one, never part.
+
+        The bytes go to a hidden folder under the root first (never matched by a key template
+        that starts with a literal or a placeholder), are synced, and renamed into place.
+        """
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        spool = self.root / ".ingest-tmp"
+        spool.mkdir(exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=spool, delete=False) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(handle.name).replace(target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
 class S3Store:
@@ -175,6 +205,10 @@ class S3Store:
     def uri(self, key: str) -> str:
         """The object's s3:// URL."""
         return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write an object whole (S3 shows a PUT at once or not at all)."""
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
 
 
 _TRANSIENT_S3_CODES = {

@@ -36,6 +36,7 @@ from ingest_assets.errors import SourceError, SourceUnavailable
 from ingest_assets.redaction import register_secret
 from ingest_assets.sources.base import Chunk, ReadPlan
 from ingest_assets.sources.object_store.formats import json_kind
+from ingest_assets.sources.records import records_batch
 from ingest_assets.sources.rest.auth import RestApiSettings, TokenAuth
 from ingest_assets.sources.rest.paginators import Page, PageRequest, Paginator, path_get
 from ingest_assets.sources.rest.spec import PARAM_PLACEHOLDER, RestSource
@@ -52,18 +53,6 @@ class _Retryable(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested objects into ``parent_child`` keys (lists stay as they are)."""
-    flat: dict[str, Any] = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}_"))
-        else:
-            flat[name] = value
-    return flat
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -90,29 +79,6 @@ def _preview(body: Any) -> str:
     except TypeError:
         text = f"a JSON {json_kind(body)} nested too deep to show"
     return text if len(text) <= 160 else text[:160] + "..."
-
-
-def _json_text(value: Any) -> str:
-    """A nested value as JSON text (a RecursionError when it nests beyond 254 levels)."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError as exc:
-        raise RecursionError(str(exc)) from None
-
-
-def _column(values: list[Any]) -> pa.Array:
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # Mixed types in one field (API drift): keep the text, validation reports the values.
-        return pa.array([None if v is None else str(v) for v in values], pa.string())
-
-
-def _as_sent(declared: pa.DataType) -> pa.DataType:
-    """The type a JSON value of a declared column arrives as: dates and times are text."""
-    if pa.types.is_timestamp(declared) or pa.types.is_date(declared):
-        return pa.string()
-    return declared
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -276,7 +242,9 @@ class RestReader:
                 if records:
                     shown = self._display(url)
                     try:
-                        batch = self._batch(records, arrow_types)
+                        batch = records_batch(
+                            records, arrow_types, flat=self.source.nested == "flatten"
+                        )
                     except RecursionError:
                         raise SourceError(
                             f"Dataset '{self.dataset}': a record of {shown} nests values more "
@@ -397,67 +365,6 @@ class RestReader:
             fix="Check the API's answer (an error reported with HTTP 200?) and point "
             "source.records_path at the list of records ('' when the body is the list).",
         )
-
-    def _batch(self, records: list[Any], types: dict[str, pa.DataType]) -> pa.RecordBatch:
-        """The page's records as columns: the declared ones, then any others (for drift).
-
-        Arrow converts a page of plain records in C++: straight to the declared types when the
-        page has only declared fields and they convert, else with inferred types, nested values
-        becoming JSON text (or flattened) column by column. A page whose fields mix types (an
-        API drifting) takes the slower per-value path that keeps such a field as text.
-        """
-        declared = list(types)
-        rows = (
-            [flatten(r) if isinstance(r, Mapping) else r for r in records]
-            if self.source.nested == "flatten"
-            else records
-        )
-        keys: set[str] = set()
-        for row in rows:
-            if not isinstance(row, dict):
-                break
-            keys.update(row)
-        else:
-            if keys <= types.keys():
-                struct = pa.struct([pa.field(name, _as_sent(types[name])) for name in declared])
-                try:
-                    return pa.RecordBatch.from_struct_array(pa.array(rows, struct))
-                except (pa.ArrowInvalid, pa.ArrowTypeError):
-                    pass  # a value of another type: infer, then validation reports it
-        try:
-            table = pa.array(rows)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return self._batch_by_value(rows, declared)
-        if not pa.types.is_struct(table.type):
-            return self._batch_by_value(rows, declared)
-        batch = pa.RecordBatch.from_struct_array(table)
-        arrays: list[pa.Array] = []
-        names = [*declared, *(name for name in batch.schema.names if name not in declared)]
-        for name in names:
-            if name not in batch.schema.names:
-                arrays.append(pa.nulls(len(rows)))
-                continue
-            column = batch.column(name)
-            if pa.types.is_nested(column.type):  # objects and lists: JSON text, as they came
-                values = [r.get(name) if isinstance(r, Mapping) else None for r in rows]
-                column = pa.array(
-                    [None if v is None else _json_text(v) for v in values], pa.string()
-                )
-            arrays.append(column)
-        return pa.RecordBatch.from_arrays(arrays, names=names)
-
-    def _batch_by_value(self, rows: list[Any], declared: list[str]) -> pa.RecordBatch:
-        seen = dict.fromkeys(declared)
-        for row in rows:
-            if isinstance(row, Mapping):
-                seen.update(dict.fromkeys(row))
-        columns = list(seen)
-        arrays = []
-        for name in columns:
-            values = [row.get(name) if isinstance(row, Mapping) else None for row in rows]
-            values = [_json_text(v) if isinstance(v, dict | list) else v for v in values]
-            arrays.append(_column(values))
-        return pa.RecordBatch.from_arrays(arrays, names=columns)
 
     # -- HTTP --------------------------------------------------------------------------------
 
