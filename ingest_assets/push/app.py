@@ -18,6 +18,7 @@ from its declared columns.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,8 +32,9 @@ from starlette.concurrency import run_in_threadpool
 from ingest_assets.environment import resources as environment_resources
 from ingest_assets.errors import ConfigError
 from ingest_assets.paths import data_dir
-from ingest_assets.push.door import JSON_TYPES, NDJSON_TYPES, Door, Refused
+from ingest_assets.push.door import JSON_TYPES, NDJSON_TYPES, Door, Pushed, Refused
 from ingest_assets.push.flusher import Flusher
+from ingest_assets.push.intake import Intake
 from ingest_assets.push.journal import Journal
 from ingest_assets.spec import DatasetSpec
 
@@ -70,13 +72,16 @@ def create_app(
         flusher: Writes them as files (started and stopped with the application).
         max_in_flight: Requests handled at once; more get 429.
     """
+    intake = Intake(journal)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(flusher.start)
+        intake.start()
         try:
             yield
         finally:
+            await run_in_threadpool(intake.stop)
             await run_in_threadpool(flusher.stop)
 
     app = FastAPI(
@@ -91,7 +96,7 @@ def create_app(
     for door in doors.values():
         app.add_api_route(
             f"/ingest/{door.name}",
-            _endpoint(door, journal, gate),
+            _endpoint(door, journal, intake, gate),
             methods=["POST"],
             summary=f"Push records to {door.name}",
             description=door.spec.description or f"Records of the dataset {door.name}.",
@@ -127,7 +132,7 @@ class _Gate:
 
 
 def _endpoint(
-    door: Door, journal: Journal, gate: _Gate
+    door: Door, journal: Journal, intake: Intake, gate: _Gate
 ) -> Callable[[Request], Awaitable[Response]]:
     api = door.api
 
@@ -142,9 +147,8 @@ def _endpoint(
         gate.inside += 1
         try:
             body = await _body(request, api.max_body_bytes)
-            answer = await run_in_threadpool(
-                door.take, body, headers.get("content-type", ""), journal, key
-            )
+            pushed = Pushed(body, headers.get("content-type", ""), key)
+            answer = await asyncio.wrap_future(intake.submit(door, pushed))
         except Refused as refused:
             return _refused(refused)
         except Exception:

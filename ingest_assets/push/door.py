@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ingest_assets.engine import validator_for
 from ingest_assets.errors import ConfigError
-from ingest_assets.push.journal import Accepted, Answer, Journal
+from ingest_assets.push.journal import Accepted, Answer, Entry, Journal
 from ingest_assets.push.spec import IngestApiSpec
 from ingest_assets.push.target import PushTarget, TakesPushes
 from ingest_assets.quality.schema import ARROW_TYPES, Failure, ValidationSummary
@@ -53,6 +53,15 @@ class Refused(Exception):
     def body(self) -> bytes:
         """The JSON body of the answer."""
         return orjson.dumps({"error": self.message, "fix": self.fix})
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """One request's body, its content type and its Idempotency-Key."""
+
+    body: bytes
+    content_type: str
+    key: str | None
 
 
 @dataclass
@@ -113,44 +122,66 @@ class Door:
             sent = authorization[7:].strip()
         return sent is not None and hmac.compare_digest(sent.encode(), self._token)
 
-    def take(
-        self, body: bytes, content_type: str, journal: Journal, request_key: str | None
-    ) -> Answer:
-        """Judge a request's records and journal them with the answer (one transaction).
+    def take(self, requests: list[Pushed], journal: Journal) -> list[Answer | Refused]:
+        """Judge requests' records as one batch; journal them and their answers together.
 
-        Raises:
-            Refused: the body is not JSON records (nothing is written).
+        A request whose body is not JSON records is refused, and nothing of it is written.
+        Concurrent requests judged together pay validation's fixed costs once.
         """
-        records = parse_records(body, content_type)
+        outcomes: list[Answer | Refused | None] = [None] * len(requests)
+        parsed: list[tuple[int, list[dict[str, Any]]]] = []
+        for number, request in enumerate(requests):
+            try:
+                parsed.append((number, parse_records(request.body, request.content_type)))
+            except Refused as refused:
+                outcomes[number] = refused
         received = datetime.now(UTC)
-        accepted, rejected = self.judge(records, received)
-        day = received.date().isoformat()
-        stamp = received.isoformat()
+        records = [record for _, part in parsed for record in part]
+        accepted, rejected = self.judge(records, received) if records else ([], [])
+        entries, offset = [], 0
+        for number, part in parsed:
+            end = offset + len(part)
+            mine = [a for a in accepted if offset <= a.index < end]
+            refused = [r for r in rejected if offset <= r.index < end]
+            entries.append(self._entry(part, offset, mine, refused, received, requests[number].key))
+            offset = end
+        for (number, _), answer in zip(parsed, journal.accept(self.name, entries), strict=True):
+            outcomes[number] = answer
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _entry(
+        self,
+        records: list[dict[str, Any]],
+        offset: int,
+        accepted: list[Accepted],
+        rejected: list[_Rejected],
+        received: datetime,
+        key: str | None,
+    ) -> Entry:
+        """One request's part of a judged batch: its records, dead letters and answer."""
+        day, stamp = received.date().isoformat(), received.isoformat()
         dead = [
-            (
-                day,
-                orjson.dumps(
-                    {"record": records[r.index], "errors": r.errors, "received_at": stamp}
-                ),
-            )
+            (day, orjson.dumps({"record": records[r.index - offset], "errors": r.errors,
+                                "received_at": stamp}))
             for r in rejected
-        ]
+        ]  # fmt: skip
 
         def answer(duplicates: int) -> Answer:
-            good = len(accepted) - duplicates
-            status = 202 if not rejected else 207 if accepted else 422
-            listed = [{"index": r.index, "errors": r.errors} for r in rejected[:MAX_LISTED]]
+            listed = [
+                {"index": r.index - offset, "errors": r.errors} for r in rejected[:MAX_LISTED]
+            ]
             body = {
                 "dataset": self.name,
                 "received": len(records),
-                "accepted": good,
+                "accepted": len(accepted) - duplicates,
                 "duplicates": duplicates,
                 "rejected": len(rejected),
                 "errors": listed,
             }
+            status = 202 if not rejected else 207 if accepted else 422
             return Answer(status, orjson.dumps(body))
 
-        return journal.accept(self.name, accepted, dead, request_key, answer)
+        return Entry(accepted, dead, key, answer)
 
     def judge(
         self, records: list[dict[str, Any]], received: datetime
@@ -183,7 +214,8 @@ class Door:
                 continue
             assert moment is not None
             period = self.target.period_of(moment).isoformat()
-            accepted.append(Accepted(orjson.dumps(records[index]), period, keys[position]))
+            line = orjson.dumps(records[index])
+            accepted.append(Accepted(index, line, period, keys[position]))
         return accepted, sorted(rejected.values(), key=lambda r: r.index)
 
     def _times(self, good: pa.RecordBatch | None, received: datetime) -> list[datetime | None]:

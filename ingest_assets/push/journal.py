@@ -57,8 +57,9 @@ CREATE TABLE IF NOT EXISTS flushes (
 
 @dataclass(frozen=True)
 class Accepted:
-    """A valid record: its NDJSON line, the period it lands in, and its idempotency key."""
+    """A valid record: its index, its NDJSON line, the period it lands in, its idempotency key."""
 
+    index: int
     line: bytes
     period: str
     key: str | None
@@ -71,6 +72,23 @@ class Answer:
     status: int
     body: bytes
     replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One request to journal.
+
+    Attributes:
+        accepted: Its valid records.
+        dead: Its dead letters, as (period, NDJSON line).
+        request_key: Its Idempotency-Key.
+        answer: Makes its answer from the number of records dropped as duplicates.
+    """
+
+    accepted: list[Accepted]
+    dead: list[tuple[str, bytes]]
+    request_key: str | None
+    answer: Callable[[int], Answer]
 
 
 @dataclass(frozen=True)
@@ -144,63 +162,60 @@ class Journal:
     def replay(self, dataset: str, key: str) -> Answer | None:
         """The answer a request with this Idempotency-Key got, if one was accepted."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT status, body FROM requests WHERE dataset = ? AND key = ?", (dataset, key)
-            ).fetchone()
-        return Answer(row[0], row[1], replayed=True) if row else None
+            return self._replayed(self._db, dataset, key)
 
-    def accept(
-        self,
-        dataset: str,
-        accepted: list[Accepted],
-        dead: list[tuple[str, bytes]],
-        request_key: str | None,
-        answer: Callable[[int], Answer],
-    ) -> Answer:
-        """Journal a request's records and its answer in one transaction.
+    def accept(self, dataset: str, entries: list[Entry]) -> list[Answer]:
+        """Journal requests' records and answers, in order, in one transaction.
 
-        Args:
-            dataset: The dataset.
-            accepted: The valid records.
-            dead: The rejected records' dead letters, as (period, NDJSON line).
-            request_key: The request's Idempotency-Key, if it sent one.
-            answer: Makes the answer from the number of records dropped as duplicates.
-
-        Returns:
-            The answer, or the one a request with the same key got before.
+        A request whose Idempotency-Key was accepted before (or earlier in ``entries``) gets
+        that request's answer again and writes nothing.
         """
         now = time.time()
+        answers = []
+        added = 0
         with self._transaction() as db:
-            if request_key is not None:
-                row = db.execute(
-                    "SELECT status, body FROM requests WHERE dataset = ? AND key = ?",
-                    (dataset, request_key),
-                ).fetchone()
-                if row is not None:
-                    return Answer(row[0], row[1], replayed=True)
-            fresh = self._fresh(db, dataset, accepted, now)
-            groups: dict[tuple[str, str], list[bytes]] = {}
-            for record in fresh:
-                groups.setdefault(("good", record.period), []).append(record.line)
-            for period, line in dead:
-                groups.setdefault(("dead", period), []).append(line)
-            db.executemany(
-                "INSERT INTO pending (dataset, kind, period, rows, lines, received) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (dataset, kind, period, len(lines), b"\n".join(lines) + b"\n", now)
-                    for (kind, period), lines in groups.items()
-                ],
-            )
-            result = answer(len(accepted) - len(fresh))
-            if request_key is not None:
-                db.execute(
-                    "INSERT INTO requests VALUES (?, ?, ?, ?, ?)",
-                    (dataset, request_key, result.status, result.body, now),
-                )
-        added = len(fresh) + len(dead)
+            for entry in entries:
+                answer = self._replayed(db, dataset, entry.request_key)
+                if answer is None:
+                    answer, rows = self._accept_one(db, dataset, entry, now)
+                    added += rows
+                answers.append(answer)
         self._pending[dataset] = self._pending.get(dataset, 0) + added
-        return result
+        return answers
+
+    def _replayed(self, db: sqlite3.Connection, dataset: str, key: str | None) -> Answer | None:
+        if key is None:
+            return None
+        row = db.execute(
+            "SELECT status, body FROM requests WHERE dataset = ? AND key = ?", (dataset, key)
+        ).fetchone()
+        return Answer(row[0], row[1], replayed=True) if row else None
+
+    def _accept_one(
+        self, db: sqlite3.Connection, dataset: str, entry: Entry, now: float
+    ) -> tuple[Answer, int]:
+        """Journal one request; its answer and the rows added."""
+        fresh = self._fresh(db, dataset, entry.accepted, now)
+        groups: dict[tuple[str, str], list[bytes]] = {}
+        for record in fresh:
+            groups.setdefault(("good", record.period), []).append(record.line)
+        for period, line in entry.dead:
+            groups.setdefault(("dead", period), []).append(line)
+        db.executemany(
+            "INSERT INTO pending (dataset, kind, period, rows, lines, received) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (dataset, kind, period, len(lines), b"\n".join(lines) + b"\n", now)
+                for (kind, period), lines in groups.items()
+            ],
+        )
+        answer = entry.answer(len(entry.accepted) - len(fresh))
+        if entry.request_key is not None:
+            db.execute(
+                "INSERT INTO requests VALUES (?, ?, ?, ?, ?)",
+                (dataset, entry.request_key, answer.status, answer.body, now),
+            )
+        return answer, len(fresh) + len(entry.dead)
 
     def _fresh(
         self, db: sqlite3.Connection, dataset: str, accepted: list[Accepted], now: float
@@ -212,9 +227,9 @@ class Journal:
         seen = {
             row[0]
             for row in db.execute(
-                "SELECT r.key FROM json_each(?) AS j JOIN records AS r "
-                "ON r.dataset = ? AND r.key = j.value",
-                (orjson.dumps(keys), dataset),
+                "SELECT key FROM records WHERE dataset = ? AND key IN "
+                "(SELECT value FROM json_each(?))",  # one index lookup per key
+                (dataset, orjson.dumps(keys)),
             )
         }
         fresh = []
