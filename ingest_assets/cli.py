@@ -78,7 +78,7 @@ def new(
 ) -> None:
     """Write a commented defs.yaml for a new dataset NAME read from a KIND source.
 
-    KIND is a registered source kind: object_store, sql, rest, or a project's own.
+    KIND is a registered source kind: object_store, sql, rest, stream, or a project's own.
     """
     import dagster as dg
 

@@ -227,6 +227,14 @@ def test_bad_requests_are_refused_whole_with_a_clear_answer(tmp_path: Path, data
             assert text in body["error"] + body["fix"], (name, body)
             assert "Traceback" not in answer.text
         assert server.pending() == 0
+        # the OpenAPI document describes the dataset's record from its declared columns
+        document = requests.get(f"{server.url}/openapi.json", timeout=10).json()
+        body = document["paths"]["/ingest/clicks"]["post"]["requestBody"]["content"]
+        record = body["application/json"]["schema"]["oneOf"][0]
+        assert record["properties"]["user_id"] == {"type": "integer", "format": "int64"}
+        assert record["properties"]["clicked_at"]["format"] == "date-time"
+        assert sorted(record["required"]) == ["click_id", "clicked_at", "page", "user_id"]
+        assert "bearer" in document["components"]["securitySchemes"]
         # chunked bodies are counted as they stream in, too
         chunks = iter([b"[", b" " * 3000, b"]"])
         answer = requests.post(f"{url}/clicks", data=chunks, timeout=10,

@@ -13,8 +13,9 @@ from ingest_assets.components.assets import dataset_asset
 from ingest_assets.components.scaffolder import IngestDatasetsScaffolder
 from ingest_assets.components.translator import DatasetTranslator
 from ingest_assets.declarations import FIX, IngestDatasetsModel, read_declaration
-from ingest_assets.spec import DatasetSpec, LandingTrigger, ScheduleTrigger
+from ingest_assets.spec import ArrivalTrigger, DatasetSpec, LandingTrigger, ScheduleTrigger
 from ingest_assets.triggers.alerts import sla_alert_sensor
+from ingest_assets.triggers.arrivals import arrival_sensor
 from ingest_assets.triggers.freshness import timeliness_check, timeliness_schedule
 from ingest_assets.triggers.landing import landing_sensor
 from ingest_assets.triggers.schedules import dataset_schedule
@@ -123,6 +124,8 @@ class IngestDatasets(dg.Component):
                 schedules.append(dataset_schedule(spec, spec.trigger, key))
             elif isinstance(spec.trigger, LandingTrigger):
                 sensors.append(landing_sensor(spec, spec.trigger, key))
+            elif isinstance(spec.trigger, ArrivalTrigger):
+                sensors.append(arrival_sensor(spec, spec.trigger, key))
             if spec.sla is not None:
                 checks.append(timeliness_check(spec, key))
                 schedules.append(timeliness_schedule(spec, key))

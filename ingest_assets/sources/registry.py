@@ -112,5 +112,6 @@ SOURCE_KINDS: Registry[SourceKind[Any]] = Registry(
         "ingest_assets.sources.object_store.kind",
         "ingest_assets.sources.sql.kind",
         "ingest_assets.sources.rest.kind",
+        "ingest_assets.sources.stream.kind",
     ),
 )

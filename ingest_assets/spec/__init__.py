@@ -135,6 +135,9 @@ if TYPE_CHECKING:
         load_check as load_check,
     )
     from ingest_assets.spec.triggers import (
+        ArrivalTrigger as ArrivalTrigger,
+    )
+    from ingest_assets.spec.triggers import (
         LandingTrigger as LandingTrigger,
     )
     from ingest_assets.spec.triggers import (
@@ -174,6 +177,7 @@ _WHERE: dict[str, str] = {
     "RetrySpec": "ingest_assets.spec.load",
     "ScheduleTrigger": "ingest_assets.spec.triggers",
     "LandingTrigger": "ingest_assets.spec.triggers",
+    "ArrivalTrigger": "ingest_assets.spec.triggers",
     "Trigger": "ingest_assets.spec.triggers",
     "SlaSpec": "ingest_assets.spec.triggers",
     "NAME_PATTERN": "ingest_assets.spec.dataset",
@@ -201,6 +205,7 @@ __all__ = [
     "READABLE_STRFTIME",
     "RESERVED_PREFIX",
     "WINDOW_BOUNDS",
+    "ArrivalTrigger",
     "Cadence",
     "Classification",
     "ColumnChecks",

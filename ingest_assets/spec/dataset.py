@@ -11,13 +11,20 @@ from pydantic.fields import FieldInfo
 from ingest_assets.destinations.registry import DESTINATION_KINDS
 from ingest_assets.push.spec import IngestApiSpec
 from ingest_assets.push.target import TakesPushes
+from ingest_assets.sources.arrivals import Arrives
 from ingest_assets.sources.object_store.landing import Lands
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.spec.base import Strict, check_identifier
 from ingest_assets.spec.load import DestinationSpec, LoadSpec, RetrySpec
 from ingest_assets.spec.partitioning import Partitioning
 from ingest_assets.spec.quality import DedupSpec, QualitySpec, SchemaSpec
-from ingest_assets.spec.triggers import LandingTrigger, ScheduleTrigger, SlaSpec, Trigger
+from ingest_assets.spec.triggers import (
+    ArrivalTrigger,
+    LandingTrigger,
+    ScheduleTrigger,
+    SlaSpec,
+    Trigger,
+)
 
 _OWNER = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 
@@ -134,6 +141,12 @@ class DatasetSpec(Strict):
         ):
             raise ValueError("trigger.delay of an hourly dataset must be under an hour ('00:MM')")
         kind = SOURCE_KINDS.of(self.source)
+        if isinstance(trigger, ArrivalTrigger) and not isinstance(kind, Arrives):
+            raise ValueError(
+                f"trigger type 'arrival' follows a stream's entries as they arrive; a "
+                f"{kind.name} source needs trigger type "
+                f"{'landing' if isinstance(kind, Lands) else 'schedule'}"
+            )
         if isinstance(trigger, LandingTrigger) and not isinstance(kind, Lands):
             raise ValueError(
                 f"trigger type 'landing' watches an object store for objects that land; a "

@@ -108,9 +108,35 @@ class LandingTrigger(Strict):
     )
 
 
+class ArrivalTrigger(Strict):
+    """Load partitions as entries arrive on a stream: a sensor reads on from its cursor.
+
+    The cursor is the ID of the last entry read, so a tick never skips an entry and a restarted
+    sensor resumes where it stopped. Entries of a partition found in one tick request one run
+    (its key names the last entry, so the same tick evaluated twice asks for the same run);
+    entries of a partition still open wait in the cursor until it closes, and entries that
+    arrive after their partition loaded request it again.
+    """
+
+    type: Literal["arrival"] = Field(description="'arrival'.")
+    interval_seconds: int = Field(
+        default=30, ge=5, description="Minimum time between two sensor ticks."
+    )
+    max_entries_per_tick: int = Field(
+        default=100_000,
+        ge=1,
+        description="Entries read per tick at most; the rest are read next tick.",
+    )
+    running: bool = Field(
+        default=False, description="Whether the sensor starts running when deployed."
+    )
+
+
 #: A dataset's trigger; ``type`` picks it and defaults to ``schedule``.
 Trigger = Annotated[
-    Annotated[ScheduleTrigger, Tag("schedule")] | Annotated[LandingTrigger, Tag("landing")],
+    Annotated[ScheduleTrigger, Tag("schedule")]
+    | Annotated[LandingTrigger, Tag("landing")]
+    | Annotated[ArrivalTrigger, Tag("arrival")],
     Discriminator(discriminator("type", "schedule")),
 ]
 

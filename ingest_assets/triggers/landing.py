@@ -120,13 +120,14 @@ def _result(
         return dg.SensorResult(skip_reason=scan.describe(), cursor=cursor)
     return dg.SensorResult(
         run_requests=[
-            _run_request(spec, group) for group in _ranges(scan.requests, partitions, spec)
+            range_run_request(spec, group, "landing")
+            for group in consecutive_ranges(scan.requests, partitions, spec)
         ],
         cursor=cursor,
     )
 
 
-def _ranges(
+def consecutive_ranges(
     requests: list[LandingRequest], partitions: dg.TimeWindowPartitionsDefinition, spec: DatasetSpec
 ) -> list[list[LandingRequest]]:
     """The requests in partition order, cut into runs of consecutive partitions."""
@@ -144,13 +145,15 @@ def _ranges(
     return groups
 
 
-def _run_request(spec: DatasetSpec, group: list[LandingRequest]) -> dg.RunRequest:
-    """One run over a group of consecutive partitions; its key names every object version."""
+def range_run_request(
+    spec: DatasetSpec, group: list[LandingRequest], trigger: str
+) -> dg.RunRequest:
+    """One run over a group of consecutive partitions; its key names every new version."""
     first, last = group[0], group[-1]
     keys = [key for request in group for key in request.keys]
     tags = {
         "dagster/priority": str(spec.priority),
-        "ingest/trigger": "landing",
+        "ingest/trigger": trigger,
         "ingest/new_objects": str(sum(len(request.versions) for request in group)),
         **({"ingest/first_new_key": keys[0][:200]} if keys else {}),
     }
