@@ -68,7 +68,7 @@ def _probe(spec: DatasetSpec, now: datetime) -> str:
     return f"{_probe_source(spec, now)}; {_probe_destination(spec)}"
 
 
-def _available(wanted: set[str]) -> dict[str, Any]:
+def available_resources(wanted: set[str]) -> dict[str, Any]:
     """The resources a run would have: this environment's, then the project's declared ones."""
     available = environment_resources()
     if not wanted <= available.keys():
@@ -83,7 +83,7 @@ def _probe_destination(spec: DatasetSpec) -> str:
     if key is None:
         warehouse = kind.open(spec.destination, kind.default_resource(spec.destination))
     else:
-        available = _available({key})
+        available = available_resources({key})
         if key not in available:
             raise DestinationError(
                 f"Dataset '{spec.name}': the resource {key!r} of its destination is not declared.",
@@ -100,7 +100,7 @@ def _probe_source(spec: DatasetSpec, now: datetime) -> str:
     """Ask the source's kind to probe it, with the resources a run would have."""
     kind = SOURCE_KINDS.of(spec.source)
     wanted = kind.resource_keys(spec.source)
-    available = _available(wanted)
+    available = available_resources(wanted)
     missing = wanted - available.keys()
     if missing:
         raise SourceError(

@@ -42,7 +42,7 @@ type: ingest_assets.components.IngestDatasets
 attributes:
   datasets:
     - name: clicks
-      source: {location: landing/clicks, key_template: "dt={date}/*.ndjson"}
+      source: {location: "%(location)s", key_template: "dt={date}/*.%(ext)s"}
       partitioning: {cadence: daily, start: "2026-11-01"}
       schema:
         columns:
@@ -56,11 +56,12 @@ attributes:
 """
 
 
-def _defs(folder: Path, **api: Any) -> Path:
+def _defs(folder: Path, location: str = "landing/clicks", ext: str = "ndjson", **api: Any) -> Path:
     """A defs folder declaring the clicks dataset, its ingest API's settings overridden."""
     settings = {"time_field": "clicked_at", "idempotency_field": "click_id", "flush_seconds": 0.2}
     (folder / "clicks").mkdir(parents=True)
-    text = DEFS % {"api": orjson.dumps({**settings, **api}).decode()}
+    api_text = orjson.dumps({**settings, **api}).decode()
+    text = DEFS % {"api": api_text, "location": location, "ext": ext}
     (folder / "clicks" / "defs.yaml").write_text(text)
     return folder
 
@@ -121,8 +122,8 @@ class Server:
 
 
 @contextmanager
-def serving(tmp_path: Path, data_dir: Path, **api: Any) -> Iterator[Server]:
-    server = Server(_defs(tmp_path / "defs", **api), data_dir).start()
+def serving(tmp_path: Path, data_dir: Path, **settings: Any) -> Iterator[Server]:
+    server = Server(_defs(tmp_path / "defs", **settings), data_dir).start()
     try:
         yield server
     finally:
@@ -350,3 +351,34 @@ def test_ten_thousand_pushed_records_survive_a_kill_and_load_exactly_once(
     dead = Counter(d["record"]["click_id"] for d in _dead_letters(data_dir))
     invalid = {r["click_id"] for r in records if r["user_id"] < 0}
     assert set(dead) == invalid
+
+
+def test_records_pushed_to_an_s3_location_land_as_parquet_objects(
+    tmp_path: Path, data_dir: Path, bucket: str, s3_env: str
+) -> None:
+    """On S3 (moto's server) in Parquet: the objects land under the key template, the dead
+    letters beside them, and the landing sensor's load reads them back."""
+    import boto3
+    import pyarrow.parquet as pq
+
+    location = f"s3://{bucket}/clicks"
+    records = [_click(1, DAYS[0]), _click(2, DAYS[1]), _click(3, DAYS[1], valid=False)]
+    with serving(tmp_path, data_dir, location=location, ext="parquet") as server:
+        assert server.post(records).status_code == 207
+        _wait_written(server)
+    client = boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1")
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"])
+    landed = [k for k in keys if not k.startswith("clicks/_dead_letters/")]
+    assert [k.split("/")[1] for k in landed] == [f"dt={DAYS[0]}", f"dt={DAYS[1]}"]
+    assert all(k.endswith(".parquet") for k in landed)
+    body = client.get_object(Bucket=bucket, Key=landed[1])["Body"].read()
+    assert pq.read_table(pa_buffer(body)).column("click_id").to_pylist() == ["c2"]
+    (dead,) = [k for k in keys if k.startswith("clicks/_dead_letters/")]
+    letter = orjson.loads(client.get_object(Bucket=bucket, Key=dead)["Body"].read())
+    assert letter["record"]["click_id"] == "c3" and letter["errors"][0]["field"] == "user_id"
+
+
+def pa_buffer(data: bytes) -> Any:
+    import pyarrow as pa
+
+    return pa.BufferReader(data)

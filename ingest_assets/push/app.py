@@ -26,16 +26,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from ingest_assets.environment import resources as environment_resources
 from ingest_assets.errors import ConfigError
+from ingest_assets.onboarding import available_resources
 from ingest_assets.paths import data_dir
 from ingest_assets.push.door import JSON_TYPES, NDJSON_TYPES, Door, Pushed, Refused
 from ingest_assets.push.flusher import Flusher
 from ingest_assets.push.intake import Intake
 from ingest_assets.push.journal import Journal
+from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -336,14 +338,23 @@ def serve(
             "No declared dataset takes pushed records.",
             fix="Add ingest_api: true to a dataset with an object_store source.",
         )
+    wanted = {
+        key
+        for spec in specs
+        if spec.ingest_api
+        for key in SOURCE_KINDS.of(spec.source).resource_keys(spec.source)
+    }
+    available = available_resources(wanted)
     journal = Journal(journal_path or data_dir() / "ingest_api" / "journal.sqlite")
-    flusher = Flusher(journal, doors, environment_resources())
-    app = create_app(doors, journal, flusher)
-    log.info("ingest API for %s on http://%s:%d", ", ".join(doors), host, port)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
-    finally:
-        journal.close()
+    # As a run would: EnvVar settings resolved by Dagster (an S3 resource's credentials).
+    with dg.build_resources({key: available[key] for key in wanted}) as built:
+        flusher = Flusher(journal, doors, built)
+        app = create_app(doors, journal, flusher)
+        log.info("ingest API for %s on http://%s:%d", ", ".join(doors), host, port)
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+        finally:
+            journal.close()
 
 
 def _salt(spec: DatasetSpec) -> str | None:

@@ -21,9 +21,8 @@ from ingest_assets.sources.arrivals import ArrivalLog, Arrives
 from ingest_assets.sources.object_store.landing import LandingRequest
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.spec import ArrivalTrigger, DatasetSpec
-from ingest_assets.triggers.landing import consecutive_ranges, range_run_request
+from ingest_assets.triggers.landing import Tick, requesting_sensor
 from ingest_assets.triggers.partitions import partitions_def
-from ingest_assets.triggers.schedules import dataset_job
 
 
 @dataclass
@@ -124,27 +123,17 @@ def arrival_sensor(
     watch = ArrivalWatch(spec, trigger)
     feed = watch.feed
 
-    @dg.sensor(
-        name=f"{spec.name}_arrival_sensor",
+    def tick(context: dg.SensorEvaluationContext) -> Tick:
+        scan = watch.scan(feed.open(context.resources), context.cursor, time.time())
+        return Tick(scan.requests, scan.cursor.dumps(), scan.describe())
+
+    return requesting_sensor(
+        spec,
+        asset_key,
+        trigger="arrival",
         description=f"Requests a run of each partition of {spec.name} whose entries arrive "
         f"on {feed.label}.",
-        job=dataset_job(spec, asset_key),
-        minimum_interval_seconds=trigger.interval_seconds,
-        default_status=dg.DefaultSensorStatus.RUNNING
-        if trigger.running
-        else dg.DefaultSensorStatus.STOPPED,
-        required_resource_keys=feed.resource_keys,
+        settings=(trigger.interval_seconds, trigger.running, feed.resource_keys),
+        partitions=watch.partitions,
+        tick=tick,
     )
-    def _sense(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        scan = watch.scan(feed.open(context.resources), context.cursor, time.time())
-        context.log.info(f"{spec.name}: {scan.describe()}")
-        cursor = scan.cursor.dumps()
-        if not scan.requests:
-            return dg.SensorResult(skip_reason=scan.describe(), cursor=cursor)
-        groups = consecutive_ranges(scan.requests, watch.partitions, spec)
-        return dg.SensorResult(
-            run_requests=[range_run_request(spec, group, "arrival") for group in groups],
-            cursor=cursor,
-        )
-
-    return _sense

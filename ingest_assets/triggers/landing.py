@@ -2,6 +2,8 @@
 
 import hashlib
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -88,43 +90,80 @@ def landing_sensor(
     watch = LandingWatch(spec, trigger)
     feed = watch.feed
 
-    @dg.sensor(
-        name=f"{spec.name}_landing_sensor",
+    def tick(context: dg.SensorEvaluationContext) -> Tick:
+        scan = watch.scan(feed.open_store(context.resources), context.cursor, time.time())
+        return Tick(scan.requests, scan.cursor.dumps(), scan.describe())
+
+    return requesting_sensor(
+        spec,
+        asset_key,
+        trigger="landing",
         description=f"Requests a run of each partition of {spec.name} whose objects land or "
         f"change under {feed.location} ({feed.key_template}).",
+        settings=(trigger.interval_seconds, trigger.running, feed.resource_keys),
+        partitions=watch.partitions,
+        tick=tick,
+    )
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What a sensor's tick found: partitions to request, the next cursor, a summary."""
+
+    requests: list[LandingRequest]
+    cursor: str
+    summary: str
+
+
+def requesting_sensor(
+    spec: DatasetSpec,
+    asset_key: dg.AssetKey | None,
+    *,
+    trigger: str,
+    description: str,
+    settings: tuple[int, bool, set[str]],
+    partitions: dg.TimeWindowPartitionsDefinition,
+    tick: Callable[[dg.SensorEvaluationContext], Tick],
+) -> dg.SensorDefinition:
+    """A sensor named ``<dataset>_<trigger>_sensor`` that requests the runs its ticks find.
+
+    Consecutive partitions share a range run of up to the dataset's
+    ``max_partitions_per_run``: a backlog of days is a few runs, not one a day.
+
+    Args:
+        spec: The dataset.
+        asset_key: Its asset's key.
+        trigger: The trigger type (names the sensor, tags the runs).
+        description: What the sensor does, for the UI.
+        settings: The minimum interval between ticks, whether it starts running, and the
+            resources its ticks need.
+        partitions: The dataset's partitions.
+        tick: One evaluation.
+    """
+    interval, running, resource_keys = settings
+
+    @dg.sensor(
+        name=f"{spec.name}_{trigger}_sensor",
+        description=description,
         job=dataset_job(spec, asset_key),
-        minimum_interval_seconds=trigger.interval_seconds,
+        minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.RUNNING
-        if trigger.running
+        if running
         else dg.DefaultSensorStatus.STOPPED,
-        required_resource_keys=feed.resource_keys,
+        required_resource_keys=resource_keys,
     )
     def _sense(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        scan = watch.scan(feed.open_store(context.resources), context.cursor, time.time())
-        context.log.info(f"{spec.name}: {scan.describe()}")
-        return _result(spec, scan, watch.partitions)
+        found = tick(context)
+        context.log.info(f"{spec.name}: {found.summary}")
+        if not found.requests:
+            return dg.SensorResult(skip_reason=found.summary, cursor=found.cursor)
+        groups = consecutive_ranges(found.requests, partitions, spec)
+        return dg.SensorResult(
+            run_requests=[range_run_request(spec, group, trigger) for group in groups],
+            cursor=found.cursor,
+        )
 
     return _sense
-
-
-def _result(
-    spec: DatasetSpec, scan: LandingScan, partitions: dg.TimeWindowPartitionsDefinition
-) -> dg.SensorResult:
-    """The tick's runs: consecutive partitions with new objects share a range run.
-
-    A range holds up to the dataset's ``max_partitions_per_run``: a backlog of days is a few
-    runs, not one a day.
-    """
-    cursor = scan.cursor.dumps()
-    if not scan.requests:
-        return dg.SensorResult(skip_reason=scan.describe(), cursor=cursor)
-    return dg.SensorResult(
-        run_requests=[
-            range_run_request(spec, group, "landing")
-            for group in consecutive_ranges(scan.requests, partitions, spec)
-        ],
-        cursor=cursor,
-    )
 
 
 def consecutive_ranges(
