@@ -210,6 +210,8 @@ def test_bad_requests_are_refused_whole_with_a_clear_answer(tmp_path: Path, data
             "malformed": (server.post(b'[{"click_id": "a",'), 400, "Malformed JSON"),
             "not records": (server.post([1, 2]), 400, "not an object"),
             "empty": (server.post([]), 400, "no records"),
+            "too deep": (server.post(b'[{"a": ' + b"[" * 300 + b"]" * 300 + b"}]"), 400,
+                         "254 levels"),
             "bad ndjson": (server.post(b'{"click_id": "a"}\n{oops\n',
                                        **{"Content-Type": "application/x-ndjson"}), 400, "line 2"),
             "content type": (server.post(b"click_id=a", **{"Content-Type": "text/plain"}), 415,

@@ -308,6 +308,15 @@ def parse_records(body: bytes, content_type: str) -> list[dict[str, Any]]:
                 "written.",
                 fix="Send every record as a JSON object of field names and values.",
             )
+        try:
+            orjson.dumps(record)  # what the journal keeps: fails past 254 levels of nesting
+        except TypeError:
+            raise Refused(
+                400,
+                f"Record {index} nests objects or arrays deeper than 254 levels; nothing was "
+                "written.",
+                fix="Flatten the record, or send deep structures as JSON text in a field.",
+            ) from None
     return records
 
 
