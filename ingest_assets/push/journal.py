@@ -180,7 +180,8 @@ class Journal:
                     answer, rows = self._accept_one(db, dataset, entry, now)
                     added += rows
                 answers.append(answer)
-        self._pending[dataset] = self._pending.get(dataset, 0) + added
+            # Counted under the lock: the flusher's thread takes rows away concurrently.
+            self._pending[dataset] = self._pending.get(dataset, 0) + added
         return answers
 
     def _replayed(self, db: sqlite3.Connection, dataset: str, key: str | None) -> Answer | None:
@@ -287,7 +288,7 @@ class Journal:
             row = db.execute("SELECT sum(rows) FROM pending WHERE flush = ?", (flush,)).fetchone()
             db.execute("DELETE FROM pending WHERE flush = ?", (flush,))
             db.execute("UPDATE flushes SET done = 1 WHERE id = ?", (flush,))
-        self._pending[dataset] = max(0, self._pending.get(dataset, 0) - int(row[0] or 0))
+            self._pending[dataset] = max(0, self._pending.get(dataset, 0) - int(row[0] or 0))
 
     def unfinished(self) -> list[tuple[str, int]]:
         """Flushes a crash interrupted, as (dataset, flush id), oldest first."""
