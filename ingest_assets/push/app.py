@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from ingest_assets.errors import ConfigError
 from ingest_assets.onboarding import available_resources
 from ingest_assets.paths import data_dir
-from ingest_assets.push.door import JSON_TYPES, NDJSON_TYPES, Door, Pushed, Refused
+from ingest_assets.push.door import Door, Pushed, Refused, media_type
 from ingest_assets.push.flusher import Flusher
 from ingest_assets.push.intake import Intake
 from ingest_assets.push.journal import Journal
@@ -186,14 +186,7 @@ def _admit(door: Door, journal: Journal, gate: _Gate, headers: Any) -> str | Non
         )
     if not door.authorized(headers.get("authorization"), headers.get("x-api-key")):
         raise Refused(403, f"The token is not {door.name}'s.", fix="Send the dataset's token.")
-    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media not in JSON_TYPES + NDJSON_TYPES:
-        raise Refused(
-            415,
-            f"Content type {media or '(none)'!r} is not accepted.",
-            fix="Send Content-Type: application/json (an object or an array) or "
-            "application/x-ndjson (one object per line).",
-        )
+    media_type(headers.get("content-type", ""))
     length = headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > api.max_body_bytes:
         raise _too_large(api.max_body_bytes)

@@ -130,14 +130,18 @@ class Door:
         """
         outcomes: list[Answer | Refused | None] = [None] * len(requests)
         parsed: list[tuple[int, list[dict[str, Any]]]] = []
+        lines: list[bytes] = []
         for number, request in enumerate(requests):
             try:
-                parsed.append((number, parse_records(request.body, request.content_type)))
+                part, part_lines = parse_records(request.body, request.content_type)
             except Refused as refused:
                 outcomes[number] = refused
+                continue
+            parsed.append((number, part))
+            lines += part_lines
         received = datetime.now(UTC)
         records = [record for _, part in parsed for record in part]
-        accepted, rejected = self.judge(records, received) if records else ([], [])
+        accepted, rejected = self.judge(records, lines, received) if records else ([], [])
         entries, offset = [], 0
         for number, part in parsed:
             end = offset + len(part)
@@ -184,9 +188,12 @@ class Door:
         return Entry(accepted, dead, key, answer)
 
     def judge(
-        self, records: list[dict[str, Any]], received: datetime
+        self, records: list[dict[str, Any]], lines: list[bytes], received: datetime
     ) -> tuple[list[Accepted], list[_Rejected]]:
-        """Validate the records; the valid ones with their periods, the others with reasons."""
+        """Validate the records; the valid ones with their periods, the others with reasons.
+
+        ``lines`` are the records as NDJSON lines (what the journal keeps of a valid one).
+        """
         batch = records_batch(records, self.types)
         summary = ValidationSummary(every=[])
         origin = f"POST /ingest/{self.name}"
@@ -214,8 +221,7 @@ class Door:
                 continue
             assert moment is not None
             period = self.target.period_of(moment).isoformat()
-            line = orjson.dumps(records[index])
-            accepted.append(Accepted(index, line, period, keys[position]))
+            accepted.append(Accepted(index, lines[index], period, keys[position]))
         return accepted, sorted(rejected.values(), key=lambda r: r.index)
 
     def _times(self, good: pa.RecordBatch | None, received: datetime) -> list[datetime | None]:
@@ -271,15 +277,33 @@ def _described(failure: Failure) -> dict[str, Any]:
     }
 
 
-def parse_records(body: bytes, content_type: str) -> list[dict[str, Any]]:
-    """The records of a request body: a JSON object or array, or NDJSON.
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type header, if it is JSON or NDJSON.
+
+    Raises:
+        Refused: any other content type (415).
+    """
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in JSON_TYPES + NDJSON_TYPES:
+        raise Refused(
+            415,
+            f"Content type {media or '(none)'!r} is not accepted.",
+            fix="Send Content-Type: application/json (an object or an array) or "
+            "application/x-ndjson (one object per line).",
+        )
+    return media
+
+
+def parse_records(body: bytes, content_type: str) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The records of a request body (a JSON object or array, or NDJSON), and their lines.
+
+    Each record comes with the NDJSON line the journal keeps of it.
 
     Raises:
         Refused: a content type other than JSON or NDJSON (415), malformed JSON, a record that
-            is not an object, or no records (400).
+            is not an object, one nested too deep to keep, or no records (400).
     """
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media in JSON_TYPES:
+    if media_type(content_type) in JSON_TYPES:
         records = _parsed(body, "the body")
         if isinstance(records, dict):
             records = [records]
@@ -289,17 +313,11 @@ def parse_records(body: bytes, content_type: str) -> list[dict[str, Any]]:
                 f"The body is a JSON {json_kind(records)}; send a record (an object) or an array.",
                 fix="Send one JSON object, or an array of them.",
             )
-    elif media in NDJSON_TYPES:
-        records = list(_lines(body))
     else:
-        raise Refused(
-            415,
-            f"Content type {media or '(none)'!r} is not accepted.",
-            fix="Send Content-Type: application/json (an object or an array) or "
-            "application/x-ndjson (one object per line).",
-        )
+        records = list(_lines(body))
     if not records:
         raise Refused(400, "The body holds no records.", fix="Send at least one record.")
+    lines = []
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise Refused(
@@ -309,7 +327,7 @@ def parse_records(body: bytes, content_type: str) -> list[dict[str, Any]]:
                 fix="Send every record as a JSON object of field names and values.",
             )
         try:
-            orjson.dumps(record)  # what the journal keeps: fails past 254 levels of nesting
+            lines.append(orjson.dumps(record))  # fails past 254 levels of nesting
         except TypeError:
             raise Refused(
                 400,
@@ -317,7 +335,7 @@ def parse_records(body: bytes, content_type: str) -> list[dict[str, Any]]:
                 "written.",
                 fix="Flatten the record, or send deep structures as JSON text in a field.",
             ) from None
-    return records
+    return records, lines
 
 
 def _lines(body: bytes) -> Iterator[Any]:

@@ -15,6 +15,7 @@ part of its rows. The URL's password never appears in a message.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -222,29 +223,25 @@ class StreamReader:
                 "load more often); older data must come from another copy.",
             )
 
-    def _errors(self) -> Any:
-        from contextlib import contextmanager
-
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn Redis's failures into the project's errors, naming the stream, never the URL."""
         import redis
 
-        @contextmanager
-        def classified() -> Iterator[None]:
-            try:
-                yield
-            except redis.AuthenticationError as exc:
-                raise SourceError(
-                    f"Dataset '{self.dataset}': {self.origin} refused the credentials: {exc}",
-                    fix=f"Check the password in {self.source.url_env}.",
-                ) from None
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                raise SourceUnavailable(
-                    f"Dataset '{self.dataset}': {self.origin} does not answer: {exc}",
-                    fix=f"Check that the server runs and {self.source.url_env} points at it.",
-                ) from None
-            except redis.ResponseError as exc:
-                raise SourceError(
-                    f"Dataset '{self.dataset}': {self.origin} answered an error: {exc}",
-                    fix=f"Check that {self.source.stream!r} is a stream.",
-                ) from None
-
-        return classified()
+        try:
+            yield
+        except redis.AuthenticationError as exc:
+            raise SourceError(
+                f"Dataset '{self.dataset}': {self.origin} refused the credentials: {exc}",
+                fix=f"Check the password in {self.source.url_env}.",
+            ) from None
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise SourceUnavailable(
+                f"Dataset '{self.dataset}': {self.origin} does not answer: {exc}",
+                fix=f"Check that the server runs and {self.source.url_env} points at it.",
+            ) from None
+        except redis.ResponseError as exc:
+            raise SourceError(
+                f"Dataset '{self.dataset}': {self.origin} answered an error: {exc}",
+                fix=f"Check that {self.source.stream!r} is a stream.",
+            ) from None
